@@ -1,0 +1,5 @@
+"""Descriptor-driven augmentations (pure PyTorch + kornia)."""
+
+from amortinv.augment.vision import RECIPES, Recipe, VisionAugment, to_float_images
+
+__all__ = ["VisionAugment", "Recipe", "RECIPES", "to_float_images"]

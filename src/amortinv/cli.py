@@ -1,0 +1,131 @@
+"""The ``amortinv`` command line: subcommands with ``--help``, YAML configs and flag overrides.
+
+Every subcommand takes ``--config cfg.yaml`` (keys are the option names) and flags that
+override it. Option names accept dashes or underscores (``--data-root`` = ``--data_root``).
+Errors in the user's input end with a one-line ``amortinv: error: ...`` and exit code 2; set
+``AMORTINV_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser
+
+from amortinv.spaces import InvarianceSpace
+
+__all__ = ["main", "build_parser", "load_space"]
+
+
+def load_space(spec: str) -> InvarianceSpace:
+    """A built-in space name, or a YAML/JSON file holding a space config (see ``InvarianceSpace.from_config``)."""
+    path = Path(spec).expanduser()
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"invariance space file not found: {path}")
+        try:
+            cfg = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML/JSON: {err}") from err
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path} must hold a mapping with 'factors'")
+        return InvarianceSpace.from_config(cfg)
+    return InvarianceSpace.from_name(spec)
+
+
+def preview(
+    space: str = "groups2",
+    data: str = "cifar10",
+    data_root: str | None = None,
+    split: str = "train",
+    out: str = "preview.png",
+    num_images: int = 6,
+    image_size: int | None = None,
+    recipe: str = "simclr",
+    seed: int = 0,
+    download: bool = False,
+) -> str:
+    """Write a PNG grid showing the two views each training descriptor makes of a few images.
+
+    Args:
+        space: invariance space: groups2, individual5, or a YAML file defining one.
+        data: dataset name (cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz).
+        data_root: local folder (or .npz file) holding the dataset.
+        split: dataset split to draw images from.
+        out: path of the PNG to write.
+        num_images: how many images to show.
+        image_size: output side of the views (default: the images' own size).
+        recipe: augmentation recipe: simclr, moco or reference.
+        seed: random seed (image choice and augmentations).
+        download: let torchvision download the dataset (needs internet).
+    """
+    import torch
+
+    from amortinv.augment import VisionAugment
+    from amortinv.data import build_dataset
+    from amortinv.viz.preview import preview_grid
+
+    if num_images < 1:
+        raise ValueError(f"num_images must be >= 1, got {num_images}")
+    torch.manual_seed(seed)
+    inv_space = load_space(space)
+    ds = build_dataset(data, data_root, split, image_size=image_size, download=download)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:num_images]
+    images = torch.stack([ds[int(k)][0] for k in idx])
+    size = image_size or tuple(images.shape[-2:])
+    augment = VisionAugment(inv_space, size, recipe=recipe)
+    path = preview_grid(images, augment, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}")
+    print(f"wrote {path}")
+    return str(path)
+
+
+COMMANDS: dict[str, Callable[..., object]] = {"preview": preview}
+
+
+def build_parser() -> ArgumentParser:
+    """The top-level parser with one subcommand per entry of ``COMMANDS``."""
+    from amortinv import __version__
+
+    parser = ArgumentParser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.")
+    parser.add_argument("--version", action="version", version=f"amortinv {__version__}")
+    subcommands = parser.add_subcommands(dest="command")
+    for name, fn in COMMANDS.items():
+        sub = ArgumentParser(prog=f"amortinv {name}", description=(fn.__doc__ or "").split("\n")[0])
+        sub.add_argument("--config", action=ActionConfigFile, help="YAML file with option values")
+        sub.add_function_arguments(fn)
+        subcommands.add_subcommand(name, sub, help=(fn.__doc__ or "").split("\n")[0])
+    return parser
+
+
+def _normalise_flags(argv: Sequence[str]) -> list[str]:
+    """Accept ``--data-root`` for ``--data_root`` (option names only, never values)."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            arg = "--" + name.replace("-", "_") + eq + value
+        out.append(arg)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``amortinv`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(_normalise_flags(sys.argv[1:] if argv is None else argv))
+    name = args.command
+    kwargs = {k: v for k, v in dict(args[name]).items() if k != "config"}
+    try:
+        COMMANDS[name](**kwargs)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        if os.environ.get("AMORTINV_DEBUG"):
+            raise
+        print(f"amortinv: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

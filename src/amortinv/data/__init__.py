@@ -1,0 +1,6 @@
+"""Datasets of uint8 images: the registry, array readers and the decode cache."""
+
+from amortinv.data.arrays import ImageArrayDataset, cache_dir, load_jpeg_npz, load_npz
+from amortinv.data.registry import DATASETS, build_dataset, dataset_targets
+
+__all__ = ["ImageArrayDataset", "build_dataset", "dataset_targets", "DATASETS", "load_npz", "load_jpeg_npz", "cache_dir"]

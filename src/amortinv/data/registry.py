@@ -1,0 +1,190 @@
+"""Dataset registry: a name and a local root -> a dataset of ``(uint8 image (3, H, W), target)``.
+
+Names: ``cifar10`` (the shared JPEG ``.npz`` layout when the root holds ``train.npz``, else
+torchvision's), ``cifar100``, ``stl10``, ``flowers102``, ``dtd``, ``pets``, ``caltech101``
+(through torchvision, from a local root), ``imagefolder`` (any ``class/image`` tree) and
+``npz`` (a generic file, see ``load_npz``). Nothing is downloaded unless ``download=True``,
+which is passed to torchvision's own flag.
+
+Variable-size images are resized (shorter side) and centre-cropped to ``image_size`` so that
+batches stack; the datasets of fixed size keep their own unless ``image_size`` is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision.datasets as tvd
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from amortinv.data.arrays import ImageArrayDataset, load_jpeg_npz, load_npz
+
+__all__ = ["build_dataset", "DATASETS", "dataset_targets"]
+
+DEFAULT_VARIABLE_SIZE = 96
+
+
+def _uint8_transform(image_size: int | None) -> Callable[[Any], torch.Tensor]:
+    steps: list[Any] = [v2.Lambda(lambda im: im.convert("RGB") if hasattr(im, "convert") else im), v2.ToImage()]
+    if image_size is not None:
+        steps += [v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size)]
+    steps.append(v2.ToDtype(torch.uint8))
+    return v2.Compose(steps)
+
+
+def _check_root(name: str, root: Path | None) -> Path:
+    if root is None:
+        raise ValueError(f"dataset '{name}' needs a data root (--data-root PATH)")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"data root for '{name}' does not exist: {root}")
+    return root
+
+
+def _torchvision(name: str, factory: Callable[..., Dataset], root: Path, download: bool) -> Dataset:
+    try:
+        return factory(root=str(root), download=download)
+    except RuntimeError as err:
+        if "not found" in str(err).lower() or "corrupt" in str(err).lower():
+            raise FileNotFoundError(
+                f"dataset '{name}' not found or corrupt under {root}: place torchvision's layout there, "
+                "or pass download=True (needs internet)"
+            ) from err
+        raise
+
+
+def _split_for(name: str, split: str) -> str:
+    table = {
+        "stl10": {"train": "train", "test": "test", "unlabeled": "unlabeled", "train+unlabeled": "train+unlabeled"},
+        "flowers102": {"train": "train", "val": "val", "test": "test"},
+        "dtd": {"train": "train", "val": "val", "test": "test"},
+        "pets": {"train": "trainval", "trainval": "trainval", "test": "test"},
+    }[name]
+    if split not in table:
+        raise ValueError(f"dataset '{name}' has no split '{split}'; choose from {sorted(table)}")
+    return table[split]
+
+
+def _caltech101(root: Path, split: str, download: bool, tf: Callable, per_class: int = 30) -> Dataset:
+    """Caltech-101 with the paper's protocol: 30 random images per class train (seed 0), rest test."""
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset 'caltech101' has no split '{split}'; choose from ['test', 'train']")
+    full = _torchvision("caltech101", lambda **kw: tvd.Caltech101(target_type="category", transform=tf, **kw), root, download)
+    labels = torch.as_tensor(full.y)
+    gen = torch.Generator().manual_seed(0)
+    train_idx = []
+    for c in labels.unique():
+        idx = torch.nonzero(labels == c).flatten()
+        train_idx += idx[torch.randperm(len(idx), generator=gen)[:per_class]].tolist()
+    chosen = sorted(train_idx) if split == "train" else sorted(set(range(len(labels))) - set(train_idx))
+    return torch.utils.data.Subset(full, chosen)
+
+
+def _imagefolder(root: Path, split: str, tf: Callable) -> Dataset:
+    folder = root / split if (root / split).is_dir() else root
+    if folder is root and any((root / s).is_dir() for s in ("train", "test", "val")):
+        raise FileNotFoundError(f"image folder {root} has split folders but no '{split}'")
+    try:
+        return tvd.ImageFolder(str(folder), transform=tf)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"image folder {folder}: {err}") from err
+
+
+def _npz(root: Path, split: str) -> ImageArrayDataset:
+    if root.is_file():
+        return load_npz(root)
+    path = root / f"{split}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"npz dataset: no file {path} (give a .npz file or a folder with {split}.npz)")
+    return load_npz(path)
+
+
+def _cifar10(root: Path, split: str, download: bool, tf: Callable) -> Dataset:
+    if (root / f"{split}.npz").is_file():
+        return load_jpeg_npz(root / f"{split}.npz")
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset 'cifar10' has no split '{split}'; choose from ['test', 'train']")
+    return _torchvision(
+        "cifar10", lambda **kw: tvd.CIFAR10(train=split == "train", transform=tf, **kw), root, download
+    )
+
+
+def build_dataset(
+    name: str,
+    root: str | Path | None,
+    split: str = "train",
+    *,
+    image_size: int | None = None,
+    download: bool = False,
+) -> Dataset:
+    """Return the dataset ``name`` read from ``root``.
+
+    Args:
+        name: one of ``DATASETS``.
+        root: a local folder (or file, for ``npz``).
+        split: ``train`` or ``test`` (and ``val`` where the dataset has one).
+        image_size: resize + centre-crop side; defaults to the native size for CIFAR, STL-10
+            and ``.npz`` files, and to 96 for variable-size datasets.
+        download: pass-through to torchvision's ``download`` flag (off by default).
+    Returns:
+        A dataset of ``(uint8 tensor (3, H, W), target)``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; choose from {sorted(DATASETS)}")
+    root = _check_root(name, None if root is None else Path(root))
+    fixed = name in ("cifar10", "cifar100", "stl10", "npz")
+    tf = _uint8_transform(image_size if (image_size or fixed) else DEFAULT_VARIABLE_SIZE)
+    if name == "cifar10":
+        ds = _cifar10(root, split, download, tf)
+    elif name == "npz":
+        ds = _npz(root, split)
+    elif name == "imagefolder":
+        ds = _imagefolder(root, split, tf)
+    elif name == "caltech101":
+        ds = _caltech101(root, split, download, tf)
+    else:
+        ds = _torchvision(name, lambda **kw: _TORCHVISION[name](split, tf, **kw), root, download)
+    if image_size is not None and isinstance(ds, ImageArrayDataset) and ds.image_size != (image_size, image_size):
+        ds = ImageArrayDataset(
+            v2.functional.center_crop(v2.functional.resize(ds.images, [image_size], antialias=True), [image_size]),
+            ds.targets,
+            classes=ds.classes,
+            target_names=ds.target_names,
+        )
+    return ds
+
+
+def _tv_split(cls: type, name: str, key: str, **extra: Any) -> Callable[..., Dataset]:
+    return lambda split, tf, **kw: cls(**{key: _split_for(name, split)}, transform=tf, **extra, **kw)
+
+
+def _cifar100(split: str, tf: Callable, **kw: Any) -> Dataset:
+    if split not in ("train", "test"):
+        raise ValueError(f"dataset 'cifar100' has no split '{split}'; choose from ['test', 'train']")
+    return tvd.CIFAR100(train=split == "train", transform=tf, **kw)
+
+
+_TORCHVISION: dict[str, Callable[..., Dataset]] = {
+    "cifar100": _cifar100,
+    "stl10": _tv_split(tvd.STL10, "stl10", "split"),
+    "flowers102": _tv_split(tvd.Flowers102, "flowers102", "split"),
+    "dtd": _tv_split(tvd.DTD, "dtd", "split"),
+    "pets": _tv_split(tvd.OxfordIIITPet, "pets", "split", target_types="category"),
+}
+DATASETS: tuple[str, ...] = ("cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz")
+
+
+def dataset_targets(ds: Dataset) -> torch.Tensor:
+    """All targets of a registry dataset as a tensor (labels (N,) or regression targets (N, D))."""
+    if isinstance(ds, ImageArrayDataset):
+        return ds.targets
+    if isinstance(ds, torch.utils.data.Subset):
+        return dataset_targets(ds.dataset)[torch.as_tensor(ds.indices)]
+    for attr in ("targets", "labels", "_labels", "y"):
+        if hasattr(ds, attr):
+            return torch.as_tensor(getattr(ds, attr))
+    return torch.as_tensor([ds[k][1] for k in range(len(ds))])

@@ -1,0 +1,1 @@
+"""Plots (matplotlib, PNG): thin layers over the pure-PyTorch core."""
