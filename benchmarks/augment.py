@@ -8,7 +8,6 @@ benchmarks/results/augment.json. Run by hand: ``python benchmarks/augment.py [--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from torchvision.transforms import v2
 from amortinv import InvarianceSpace
 from amortinv.augment import VisionAugment
 from amortinv.augment.vision import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size
+from amortinv.results import write_json
 
 
 class TwoViews(Dataset):
@@ -95,10 +95,7 @@ def main() -> None:
         }
         print(f"{size}x{size}: engine {eng:9.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
               f"{tv:9.1f} img/s | ratio {eng / tv:.2f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":
