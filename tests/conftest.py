@@ -28,3 +28,20 @@ def cifar_root() -> Path:
 def images() -> torch.Tensor:
     torch.manual_seed(0)
     return torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny labelled image dataset (train 96 / test 32 images, 16x16, 4 classes) as npz files."""
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 96), ("test", 32)):
+        labels = np.arange(n) % 4
+        images = rng.integers(0, 60, (n, 16, 16, 3), dtype=np.uint8)
+        for k, c in enumerate(labels):  # a bright square whose channel and corner tell the class
+            y, x = (c // 2) * 8, (c % 2) * 8
+            images[k, y : y + 8, x : x + 8, c % 3] = 230
+        np.savez(root / f"{split}.npz", images=images, labels=labels)
+    return root

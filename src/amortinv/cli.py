@@ -83,7 +83,22 @@ def preview(
     return str(path)
 
 
-COMMANDS: dict[str, Callable[..., object]] = {"preview": preview}
+def _pretrain_command() -> type:
+    from amortinv.ssl.pretrain import PretrainConfig
+
+    return PretrainConfig
+
+
+def _run_pretrain(**kwargs: object) -> None:
+    from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+    result = run_pretrain(PretrainConfig(**kwargs))
+    if result:
+        print(f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}; run folder {kwargs['out']}")
+
+
+COMMANDS: dict[str, Callable[..., object]] = {"preview": preview, "pretrain": _run_pretrain}
+SIGNATURES: dict[str, Callable[[], object]] = {"pretrain": _pretrain_command}
 
 
 def build_parser() -> ArgumentParser:
@@ -94,10 +109,15 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"amortinv {__version__}")
     subcommands = parser.add_subcommands(dest="command")
     for name, fn in COMMANDS.items():
-        sub = ArgumentParser(prog=f"amortinv {name}", description=(fn.__doc__ or "").split("\n")[0])
+        source = SIGNATURES[name]() if name in SIGNATURES else fn
+        summary = (source.__doc__ or "").strip().split("\n")[0]
+        sub = ArgumentParser(prog=f"amortinv {name}", description=summary)
         sub.add_argument("--config", action=ActionConfigFile, help="YAML file with option values")
-        sub.add_function_arguments(fn)
-        subcommands.add_subcommand(name, sub, help=(fn.__doc__ or "").split("\n")[0])
+        if isinstance(source, type):
+            sub.add_class_arguments(source, as_group=False)
+        else:
+            sub.add_function_arguments(source)
+        subcommands.add_subcommand(name, sub, help=summary)
     return parser
 
 

@@ -1,0 +1,218 @@
+"""Pre-training LightningModules: AI-SimCLR, AI-MoCo-v2 and AI-MoCo-v3 (one class per method).
+
+Each step draws ONE descriptor from the space as a pure function of ``(seed, global_step)``,
+so every DDP rank uses the same one and a resumed run continues the same sequence (SPEC 1);
+it makes the two views of that descriptor on the training device and computes the method's
+loss. With ``fixed_descriptor`` the same code trains the plain baselines (default recipe,
+S-, A-). The augmentation randomness of a step is seeded from ``(seed, epoch, batch, rank)``,
+so resuming from a checkpoint reproduces an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from amortinv.augment import VisionAugment
+from amortinv.encoders.base import Encoder
+from amortinv.spaces import InvarianceSpace
+from amortinv.ssl.gather import gather_no_grad
+from amortinv.ssl.heads import DescriptorHeads, mlp
+from amortinv.ssl.losses import info_nce_queue, moco_v3_loss, nt_xent
+from amortinv.ssl.optim import build_optimizer, momentum_schedule, momentum_update, warmup_cosine
+from amortinv.ssl.queues import DescriptorQueues
+
+__all__ = ["ContrastivePretrainer", "SimCLR", "MoCoV2", "MoCoV3", "METHODS", "step_seed"]
+
+_MIX = 1_000_003
+
+
+def step_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (seed, epoch, batch, rank)."""
+    h = 0
+    for p in parts:
+        h = (h * _MIX + int(p) + 1) % (2**63 - 1)
+    return h
+
+
+class ContrastivePretrainer(L.LightningModule):
+    """Shared base: descriptor sampling, augmentation on device, optimiser and schedule.
+
+    Args:
+        encoder: the backbone (conditioned, or plain with ``fixed_descriptor``).
+        space: the invariance space; its ops drive the augmentation.
+        image_size: side of the augmented views.
+        fixed_descriptor: train at this one descriptor only (the baselines); else sample per step.
+        recipe: augmentation recipe (``simclr``, ``moco``, ``reference``).
+        optimizer, lr, weight_decay: optimisation (lr already scaled to the batch size).
+        warmup_epochs: linear warm-up length before the cosine decay.
+        temperature: contrastive temperature.
+        proj_hidden, proj_dim, proj_layers: projection head sizes.
+        per_descriptor_heads: one head (and predictor) per training descriptor instead of a shared one.
+        seed: seeds descriptor sampling and augmentation.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        space: InvarianceSpace,
+        image_size: int = 32,
+        fixed_descriptor: list[float] | None = None,
+        recipe: str = "simclr",
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        warmup_epochs: float = 0.0,
+        temperature: float = 0.5,
+        proj_hidden: int = 2048,
+        proj_dim: int = 128,
+        proj_layers: int = 2,
+        per_descriptor_heads: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "space"])
+        self.encoder = encoder
+        self.space = space
+        self.augment = VisionAugment(space, image_size, recipe=recipe)
+        if fixed_descriptor is not None:
+            self.register_buffer("fixed", space.validate(fixed_descriptor, binary=True), persistent=False)
+        else:
+            if not encoder.conditioned:
+                raise ValueError("a plain encoder needs a fixed_descriptor (it cannot be conditioned on i)")
+            self.fixed = None
+        self.register_buffer("descriptors", space.training_descriptors(), persistent=False)
+        self.num_heads = 1 if fixed_descriptor is not None else len(self.descriptors)
+        self.projector = DescriptorHeads(self._projector_factory(), self.num_heads, per_descriptor_heads)
+
+    def _projector_factory(self):  # noqa: ANN202
+        h = self.hparams
+        return lambda: mlp(self.encoder.feature_dim, h.proj_hidden, h.proj_dim, h.proj_layers)
+
+    # ---------------------------------------------------------------- descriptors
+    def descriptor(self) -> tuple[int, torch.Tensor]:
+        """(index, descriptor (K,)) for the current global step; index 0 for a fixed descriptor."""
+        if self.fixed is not None:
+            return 0, self.fixed
+        idx = self.space.sample_index(self.global_step, self.hparams.seed)
+        return idx, self.descriptors[idx]
+
+    def encoder_input(self, d: torch.Tensor) -> torch.Tensor | None:
+        return d if self.encoder.conditioned else None
+
+    def views(self, images: torch.Tensor, d: torch.Tensor, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two augmented views, with randomness seeded by (seed, epoch, batch, rank)."""
+        devices = [images.device] if images.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step_seed(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank))
+            return self.augment(images, d)
+
+    # ---------------------------------------------------------------- training
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        idx, d = self.descriptor()
+        v1, v2 = self.views(images, d, batch_idx)
+        loss = self.loss(v1, v2, idx, d)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}); lower the lr")
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/descriptor", float(idx), on_step=True, on_epoch=False)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return loss
+
+    def online_modules(self) -> nn.ModuleList:
+        """The modules the optimiser trains."""
+        return nn.ModuleList([self.encoder, self.projector])
+
+    def configure_optimizers(self) -> dict:
+        h = self.hparams
+        opt = build_optimizer(h.optimizer, self.online_modules(), h.lr, h.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches)
+        warmup = min(total - 1, int(h.warmup_epochs * per_epoch))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class SimCLR(ContrastivePretrainer):
+    """AI-SimCLR: NT-Xent over both views of the global batch (negatives gathered across ranks)."""
+
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+        z = self.projector(self.encoder(torch.cat([v1, v2]), self.encoder_input(d)), idx)
+        z1, z2 = z.chunk(2)
+        return nt_xent(z1, z2, self.hparams.temperature)
+
+
+class _Momentum(ContrastivePretrainer):
+    """Adds a momentum (key) copy of the encoder and projector."""
+
+    def __init__(self, *args: Any, momentum: float = 0.99, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hparams["momentum"] = momentum
+        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    def current_momentum(self) -> float:
+        return self.hparams.momentum
+
+    def keys(self, views: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+        """Key projections of ``views`` after the momentum update (no gradient)."""
+        m = self.current_momentum()
+        momentum_update(self.encoder, self.key_encoder, m)
+        momentum_update(self.projector, self.key_projector, m)
+        self.log("train/momentum", m, on_step=True, on_epoch=False)
+        with torch.no_grad():
+            return self.key_projector(self.key_encoder(views, self.encoder_input(d)), idx)
+
+
+class MoCoV2(_Momentum):
+    """AI-MoCo-v2: InfoNCE against one queue per training descriptor; keys gathered before enqueue."""
+
+    def __init__(self, *args: Any, queue_size: int = 65536, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hparams["queue_size"] = queue_size
+        self.queues = DescriptorQueues(self.num_heads, self.hparams.proj_dim, queue_size)
+
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+        q = self.projector(self.encoder(v1, self.encoder_input(d)), idx)
+        k = self.keys(v2, idx, d)
+        loss = info_nce_queue(q, k, self.queues.get(idx).clone(), self.hparams.temperature)
+        self.queues.enqueue(idx, gather_no_grad(k))
+        return loss
+
+
+class MoCoV3(_Momentum):
+    """AI-MoCo-v3: symmetric loss with a predictor, no queue, momentum cosine-scheduled to 1."""
+
+    def __init__(self, *args: Any, pred_hidden: int = 4096, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hparams["pred_hidden"] = pred_hidden
+        h = self.hparams
+        self.predictor = DescriptorHeads(lambda: mlp(h.proj_dim, pred_hidden, h.proj_dim, 2), self.num_heads, h.per_descriptor_heads)
+
+    def _projector_factory(self):  # noqa: ANN202
+        h = self.hparams
+        return lambda: mlp(self.encoder.feature_dim, h.proj_hidden, h.proj_dim, h.proj_layers, last_bn=True)
+
+    def online_modules(self) -> nn.ModuleList:
+        return nn.ModuleList([self.encoder, self.projector, self.predictor])
+
+    def current_momentum(self) -> float:
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        return momentum_schedule(self.global_step, total, self.hparams.momentum)
+
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+        n = len(v1)
+        q = self.predictor(self.projector(self.encoder(torch.cat([v1, v2]), self.encoder_input(d)), idx), idx)
+        k = self.keys(torch.cat([v1, v2]), idx, d)
+        return moco_v3_loss(q[:n], q[n:], k[:n], k[n:], self.hparams.temperature)
+
+
+METHODS: dict[str, type[ContrastivePretrainer]] = {"simclr": SimCLR, "mocov2": MoCoV2, "mocov3": MoCoV3}

@@ -1,0 +1,320 @@
+"""The pre-training run: data, method, Lightning Trainer, and the run folder it leaves.
+
+Run folder: ``checkpoints/`` (Lightning, ``last.ckpt`` included), ``encoder.safetensors`` +
+``encoder.json`` (loadable with ``amortinv.encoders.load_encoder``), ``metrics.csv`` (and
+``logs/`` with TensorBoard events if asked), and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from amortinv.data import build_dataset
+from amortinv.encoders import build_encoder, save_encoder
+from amortinv.results import peak_memory_mb, write_json
+from amortinv.spaces import InvarianceSpace, parse_descriptors
+from amortinv.ssl.knn import knn_accuracy
+from amortinv.ssl.methods import METHODS, ContrastivePretrainer
+
+__all__ = ["PretrainConfig", "run_pretrain"]
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-train an invariance-conditioned encoder (or a fixed-descriptor baseline) with SimCLR or MoCo.
+
+    Args:
+        method: simclr, mocov2 or mocov3.
+        encoder: hyper_resnet18|34|50, prompt_vit_tiny|small|base, or a plain resnet*/vit_* with fixed_descriptor.
+        encoder_options: architecture options, e.g. {cifar_stem: true, width: 0.25}.
+        space: invariance space: groups2, individual5, or a YAML file defining one.
+        fixed_descriptor: train a baseline at one descriptor, e.g. "1,1" (default recipe), "1,0" (S-), "0,1" (A-).
+        data: dataset name (see amortinv preview --help).
+        data_root: local folder (or .npz file) of the dataset.
+        image_size: side of the training views (default: the images' own size).
+        recipe: augmentation recipe: simclr, moco or reference (default: the method's).
+        batch_size: images per device per step.
+        epochs: training epochs.
+        max_steps: stop after this many optimiser steps (-1: run all epochs).
+        optimizer: adamw, sgd or lars.
+        lr: learning rate (before lr_scale).
+        lr_scale: scale lr by the global batch / 256: none, linear or sqrt.
+        weight_decay: weight decay (not on biases and norms).
+        warmup_epochs: linear warm-up epochs before the cosine decay.
+        temperature: contrastive temperature (default: 0.5 SimCLR, 0.2 MoCo).
+        proj_hidden: projection head hidden width.
+        proj_dim: projection output size.
+        proj_layers: projection head layers (default: 2, MoCo-v3 3).
+        per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
+        momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
+        queue_size: MoCo-v2 queue length per descriptor.
+        pred_hidden: MoCo-v3 predictor hidden width.
+        accelerator: cpu, gpu or auto.
+        devices: devices per node.
+        num_nodes: nodes (multi-node through torchrun or SLURM).
+        strategy: auto, ddp, ddp_spawn, ...
+        sync_batchnorm: convert BatchNorms to SyncBatchNorm under DDP.
+        precision: 32-true, 16-mixed or bf16-mixed.
+        accumulate: gradient accumulation steps.
+        num_workers: data loader workers.
+        out: run folder.
+        seed: seed of descriptor sampling, augmentation, data order and initialisation.
+        resume: a checkpoint to resume from, or "last" for the run folder's last.ckpt.
+        logger: csv, or tensorboard (CSV is always written).
+        knn_every: log kNN accuracy on the test split every n epochs (0: never).
+        knn_eval: after training, kNN top-1 on the test split at each training descriptor.
+        knn_bank: training images in the kNN memory bank.
+        progress: show the progress bar.
+    """
+
+    method: str = "simclr"
+    encoder: str = "hyper_resnet18"
+    encoder_options: dict[str, Any] = field(default_factory=lambda: {"cifar_stem": True, "width": 0.25})
+    space: str = "groups2"
+    fixed_descriptor: str | None = None
+    data: str = "cifar10"
+    data_root: str | None = None
+    image_size: int | None = None
+    recipe: str | None = None
+    batch_size: int = 256
+    epochs: int = 10
+    max_steps: int = -1
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    lr_scale: str = "none"
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 0.0
+    temperature: float | None = None
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    proj_layers: int | None = None
+    per_descriptor_heads: bool = False
+    momentum: float | None = None
+    queue_size: int = 4096
+    pred_hidden: int = 512
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    sync_batchnorm: bool = False
+    precision: str = "32-true"
+    accumulate: int = 1
+    num_workers: int = 0
+    out: str = "runs/pretrain"
+    seed: int = 0
+    resume: str | None = None
+    logger: str = "csv"
+    knn_every: int = 0
+    knn_eval: bool = True
+    knn_bank: int = 10000
+    progress: bool = True
+
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
+    "mocov2": {"temperature": 0.2, "recipe": "moco", "proj_layers": 2, "momentum": 0.99},
+    "mocov3": {"temperature": 0.2, "recipe": "moco", "proj_layers": 3, "momentum": 0.99},
+}
+
+
+class UInt8Images(Dataset):
+    """Images only (uint8), for pre-training."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        return self.base[k][0]
+
+
+class PretrainData(L.LightningDataModule):
+    """Shuffled, seeded, rank-sharded batches of uint8 images (the sampler is set per epoch)."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, num_workers: int, seed: int) -> None:
+        super().__init__()
+        if len(dataset) < batch_size:
+            raise ValueError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
+        self.dataset, self.batch_size, self.num_workers, self.seed = UInt8Images(dataset), batch_size, num_workers, seed
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        return DataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True, num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+        )
+
+
+class KNNMonitor(Callback):
+    """Logs ``val/knn_top1`` every ``every`` epochs on subsets of the labelled train/test splits."""
+
+    def __init__(self, bank: Dataset, queries: Dataset, descriptor: torch.Tensor | None, every: int) -> None:
+        self.bank, self.queries, self.descriptor, self.every = bank, queries, descriptor, every
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: ContrastivePretrainer) -> None:
+        if (trainer.current_epoch + 1) % self.every:
+            return
+        acc = knn_accuracy(module.encoder, self.bank, self.queries, module.augment, self.descriptor, device=module.device)
+        module.log("val/knn_top1", acc, prog_bar=True, sync_dist=False)
+
+
+def merge_metrics(parts: list[Path], dest: Path) -> None:
+    """Concatenate the CSV metrics of every launch of a run (first launch first) into ``dest``."""
+    rows: list[dict[str, str]] = []
+    columns: list[str] = []
+    for part in parts:
+        with open(part, newline="") as f:
+            reader = csv.DictReader(f)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+            rows += list(reader)
+    with open(dest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
+    if n <= 0 or n >= len(ds):
+        return ds
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
+    return torch.utils.data.Subset(ds, idx.tolist())
+
+
+def _build_module(cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: int, lr: float) -> ContrastivePretrainer:
+    opts = {**METHOD_DEFAULTS[cfg.method]}
+    opts.update({k: getattr(cfg, k) for k in ("temperature", "recipe", "proj_layers", "momentum") if getattr(cfg, k) is not None})
+    encoder = build_encoder(cfg.encoder, invariance_dim=space.dim, **(cfg.encoder_options or {}))
+    if fixed is None and not encoder.conditioned:
+        raise ValueError(f"encoder '{cfg.encoder}' is plain: pass --fixed-descriptor (e.g. 1,1) or use a hyper_/prompt_ encoder")
+    kwargs: dict[str, Any] = dict(
+        image_size=image_size, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
+        weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
+        proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
+        per_descriptor_heads=cfg.per_descriptor_heads, seed=cfg.seed,
+    )
+    if cfg.method in ("mocov2", "mocov3"):
+        kwargs["momentum"] = opts["momentum"]
+    if cfg.method == "mocov2":
+        kwargs["queue_size"] = cfg.queue_size
+    if cfg.method == "mocov3":
+        kwargs["pred_hidden"] = cfg.pred_hidden
+    return METHODS[cfg.method](encoder, space, **kwargs)
+
+
+def _check(cfg: PretrainConfig) -> None:
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method '{cfg.method}'; choose from {sorted(METHODS)}")
+    if cfg.lr_scale not in ("none", "linear", "sqrt"):
+        raise ValueError(f"lr_scale must be none, linear or sqrt, got '{cfg.lr_scale}'")
+    if cfg.logger not in ("csv", "tensorboard"):
+        raise ValueError(f"logger must be csv or tensorboard, got '{cfg.logger}'")
+    if cfg.batch_size < 2 or cfg.epochs < 1 or cfg.accumulate < 1:
+        raise ValueError("batch_size must be >= 2, epochs >= 1 and accumulate >= 1")
+
+
+def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. to watch the run).
+
+    Rank 0 writes the run folder; other ranks return an empty dict.
+    """
+    from amortinv.cli import load_space
+
+    _check(cfg)
+    space = space or load_space(cfg.space)
+    fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
+    out = Path(cfg.out)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    train = build_dataset(cfg.data, cfg.data_root, "train", image_size=cfg.image_size)
+    image_size = cfg.image_size or int(train[0][0].shape[-1])
+    data = PretrainData(train, cfg.batch_size, cfg.num_workers, cfg.seed)
+    world = cfg.num_nodes * (cfg.devices if isinstance(cfg.devices, int) else 1)
+    global_batch = cfg.batch_size * world * cfg.accumulate
+    lr = cfg.lr * {"none": 1.0, "linear": global_batch / 256, "sqrt": (global_batch / 256) ** 0.5}[cfg.lr_scale]
+    module = _build_module(cfg, space, fixed, image_size, lr)
+
+    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1)]
+    test = None
+    if cfg.knn_every or cfg.knn_eval:
+        try:
+            test = build_dataset(cfg.data, cfg.data_root, "test", image_size=cfg.image_size)
+        except (FileNotFoundError, ValueError):
+            test = None
+    knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
+    if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
+        callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor if module.encoder.conditioned else None, cfg.knn_every))
+    launch = f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resumed run logs beside the first
+    loggers: list[Any] = [CSVLogger(out, name="logs", version=launch)]
+    if cfg.logger == "tensorboard":
+        loggers.append(TensorBoardLogger(out, name="logs", version=launch))
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        precision=cfg.precision, sync_batchnorm=cfg.sync_batchnorm, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        accumulate_grad_batches=cfg.accumulate, callbacks=callbacks, logger=loggers, use_distributed_sampler=False,
+        enable_progress_bar=cfg.progress, enable_model_summary=False, log_every_n_steps=1, default_root_dir=out,
+    )
+    ckpt = None
+    if cfg.resume:
+        ckpt = out / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt}")
+    start = time.perf_counter()
+    start_step = 0
+    if ckpt is not None:
+        start_step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    wall = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return {}
+    steps_run = trainer.global_step - start_step
+    counts = torch.bincount(
+        torch.tensor([space.sample_index(t, cfg.seed) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
+    )
+    device = module.device
+    result: dict[str, Any] = {
+        "method": cfg.method,
+        "baseline_fixed_descriptor": fixed,
+        "encoder": module.encoder.config,
+        "space": space.to_config(),
+        "data": cfg.data,
+        "steps": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "global_batch": global_batch,
+        "lr": lr,
+        "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),
+        "wall_time_s": round(wall, 2),
+        "images_per_s": round(steps_run * global_batch / wall, 1) if wall > 0 else None,
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "devices": world,
+        "precision": cfg.precision,
+        "seed": cfg.seed,
+        "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
+    }
+    module.encoder.eval()
+    save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "fixed_descriptor": fixed, "steps": trainer.global_step})
+    if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
+        bank = _subset(train, cfg.knn_bank, cfg.seed)
+        descriptors = [torch.tensor(fixed)] if fixed else list(space.training_descriptors())
+        result["knn_top1"] = {
+            space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d if module.encoder.conditioned else None, device=device), 4)
+            for d in descriptors
+        }
+    merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")
+    result["config"] = {**asdict(cfg), "space": space.to_config()}
+    write_json(out / "result.json", result)
+    return result

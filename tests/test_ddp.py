@@ -1,0 +1,84 @@
+"""Two CPU processes (gloo): same descriptors on both ranks; SimCLR on 2 x b equals 1 x 2b."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel
+
+from amortinv.spaces import InvarianceSpace
+from amortinv.ssl import nt_xent
+
+B = 4
+
+
+def make_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8))
+
+
+def make_views() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(2 * B, 12, generator=g), torch.randn(2 * B, 12, generator=g)
+
+
+def worker(rank: int, world: int, init_file: str, queue) -> None:  # noqa: ANN001
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        space = InvarianceSpace.from_name("individual5")
+        mine = torch.tensor([space.sample_index(t, seed=7) for t in range(50)])
+        everyone = [torch.zeros_like(mine) for _ in range(world)]
+        dist.all_gather(everyone, mine)
+        model = DistributedDataParallel(make_model())
+        v1, v2 = make_views()
+        part = slice(rank * B, (rank + 1) * B)
+        loss = nt_xent(model(v1[part]), model(v2[part]), temperature=0.3)
+        loss.backward()
+        mean_loss = loss.detach().clone()
+        dist.all_reduce(mean_loss)
+        queue.put((rank, all(torch.equal(everyone[0], e) for e in everyone), (mean_loss / world).item(),
+                   [p.grad.clone() for p in model.parameters()]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_match_one_process(tmp_path):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(r, 2, str(tmp_path / "init"), queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    model = make_model()
+    v1, v2 = make_views()
+    loss = nt_xent(model(v1), model(v2), temperature=0.3)
+    loss.backward()
+    for rank, same_descriptors, ddp_loss, grads in results:
+        assert same_descriptors, f"rank {rank} drew other descriptors"
+        assert ddp_loss == pytest.approx(loss.item(), rel=1e-5)
+        for g, p in zip(grads, model.parameters()):
+            assert torch.allclose(g, p.grad, atol=1e-6), rank
+
+
+def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "amortinv.cli", "pretrain", "--data", "npz", "--data-root", str(tiny_npz),
+           "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "8", "--max-steps", "3",
+           "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
+           "--knn-eval", "false", "--progress", "false", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    result = json.loads((out / "result.json").read_text())
+    assert result["devices"] == 2 and result["global_batch"] == 16 and result["steps"] == 3

@@ -1,0 +1,129 @@
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from amortinv.cli import main
+from amortinv.encoders import load_encoder
+from amortinv.spaces import InvarianceSpace
+from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+TINY_ENCODER = '{"cifar_stem": true, "width": 0.0625}'
+
+
+def cli_args(root, out, *extra):
+    return ["pretrain", "--data", "npz", "--data-root", str(root), "--batch-size", "16", "--epochs", "1",
+            "--max-steps", "3", "--encoder-options", TINY_ENCODER, "--proj-hidden", "32", "--proj-dim", "16",
+            "--queue-size", "64", "--pred-hidden", "32", "--knn-bank", "64", "--progress", "false", "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        (["--method", "simclr"], "hyper_resnet18"),
+        (["--method", "mocov2", "--per-descriptor-heads", "true"], "hyper_resnet18"),
+        (["--method", "mocov3", "--optimizer", "lars", "--lr", "0.3"], "hyper_resnet18"),
+        (["--method", "simclr", "--encoder", "resnet18", "--fixed-descriptor", "1,1"], "resnet18"),
+    ],
+)
+def test_pretrain_smoke_produces_loadable_encoder(tiny_npz, tmp_path, extra, name):
+    out = tmp_path / "run"
+    main(cli_args(tiny_npz, out, *extra))
+    result = json.loads((out / "result.json").read_text())
+    assert result["steps"] == 3 and result["encoder"]["name"] == name
+    assert result["final_loss"] == result["final_loss"] and result["images_per_s"] > 0  # finite loss
+    assert (out / "metrics.csv").read_text().count("\n") >= 3
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    enc = load_encoder(out, name=name).eval()
+    x = torch.rand(2, 3, 16, 16)
+    feats = enc(x, torch.ones(2)) if enc.conditioned else enc(x)
+    assert feats.shape == (2, enc.feature_dim) and torch.isfinite(feats).all()
+    assert set(result["knn_top1"]) == ({"[1,1] spatial+appearance"} if "resnet18" == name else
+                                       {"[1,0] spatial", "[0,1] appearance", "[1,1] spatial+appearance"})
+    if name == "resnet18":
+        assert result["baseline_fixed_descriptor"] == [1.0, 1.0] and result["descriptor_counts"] is None
+    else:
+        assert sum(result["descriptor_counts"].values()) == 3
+
+
+def test_pretrain_bad_input_is_clear(tiny_npz, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(cli_args(tiny_npz, tmp_path, "--encoder", "resnet18"))
+    assert "pass --fixed-descriptor" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(cli_args(tiny_npz, tmp_path, "--fixed-descriptor", "1,2"))
+    assert "[0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(cli_args(tiny_npz, tmp_path, "--method", "byol"))
+    assert "unknown method 'byol'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(cli_args(tiny_npz, tmp_path, "--resume", "last"))
+    assert "checkpoint to resume from not found" in capsys.readouterr().err
+
+
+class Recorder(L.Callback):
+    """Records, per optimiser step, the descriptor drawn and a snapshot of the MoCo queues."""
+
+    def __init__(self, stop_after_epoch: int | None = None) -> None:
+        self.descriptors: list[int] = []
+        self.queues: list[torch.Tensor] = []
+        self.stop_after_epoch = stop_after_epoch
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.descriptors.append(module.space.sample_index(trainer.global_step - 1, module.hparams.seed))
+        if hasattr(module, "queues"):
+            self.queues.append(module.queues.keys.detach().clone())
+
+    def on_train_epoch_end(self, trainer, module):
+        if self.stop_after_epoch is not None and trainer.current_epoch + 1 >= self.stop_after_epoch:
+            trainer.should_stop = True
+
+
+def small_cfg(root, out, **kw) -> PretrainConfig:
+    base = dict(method="mocov2", data="npz", data_root=str(root), batch_size=16, epochs=2,
+                encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16, queue_size=32,
+                knn_eval=False, progress=False, out=str(out), seed=3)
+    return PretrainConfig(**{**base, **kw})
+
+
+def test_queue_of_a_descriptor_changes_only_on_its_steps(tiny_npz, tmp_path):
+    rec = Recorder()
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "q", epochs=2), callbacks=[rec])
+    assert len(rec.descriptors) == 12 and len(set(rec.descriptors)) > 1
+    start = None
+    for step, (d, snap) in enumerate(zip(rec.descriptors, rec.queues)):
+        prev = rec.queues[step - 1] if step else start
+        if prev is None:
+            continue
+        changed = [not torch.equal(snap[j], prev[j]) for j in range(3)]
+        assert changed == [j == d for j in range(3)], (step, d, changed)
+
+
+def test_resume_reproduces_uninterrupted_run(tiny_npz, tmp_path):
+    full_rec = Recorder()
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "full"), callbacks=[full_rec])
+    first = Recorder(stop_after_epoch=1)
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "cut"), callbacks=[first])
+    assert len(first.descriptors) == 6
+    second = Recorder()
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", resume="last"), callbacks=[second])
+    assert first.descriptors + second.descriptors == full_rec.descriptors
+    a = load_encoder(tmp_path / "full").state_dict()
+    b = load_encoder(tmp_path / "cut").state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+    c = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    d = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.allclose(c["queues.keys"], d["queues.keys"], atol=1e-6)
+    assert torch.equal(c["queues.ptr"], d["queues.ptr"])
+    # the run folder's metrics.csv holds both launches
+    steps = [line.split(",")[1] for line in (tmp_path / "cut" / "metrics.csv").read_text().splitlines()[1:]]
+    assert {"0", "11"} <= set(steps)
+
+
+def test_different_seed_changes_the_run(tiny_npz, tmp_path):
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "a", epochs=1, max_steps=2))
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "b", epochs=1, max_steps=2, seed=4))
+    a, b = load_encoder(tmp_path / "a").state_dict(), load_encoder(tmp_path / "b").state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
