@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["write_json", "peak_memory_mb"]
+__all__ = ["write_json", "peak_memory_mb", "MemoryMeter"]
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -26,3 +29,46 @@ def peak_memory_mb(device: str | torch.device = "cpu") -> float:
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class MemoryMeter:
+    """Peak memory used inside a ``with`` block, in MiB, relative to its start.
+
+    CUDA: ``max_memory_allocated`` above the allocation at entry. CPU: the peak of this
+    process's resident set size (sampled every ``interval`` seconds by a thread) above its value
+    at entry: the "peak RSS delta".
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", interval: float = 0.005) -> None:
+        self.device, self.interval, self.peak_mb = torch.device(device), interval, 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> MemoryMeter:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device) / 2**20
+        else:
+            self._start = self._peak = _rss_mb()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, _rss_mb())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20 - self._start
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._peak, _rss_mb()) - self._start

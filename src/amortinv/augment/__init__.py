@@ -1,5 +1,5 @@
 """Descriptor-driven augmentations (pure PyTorch + kornia)."""
 
-from amortinv.augment.vision import RECIPES, Recipe, VisionAugment, to_float_images
+from amortinv.augment.vision import RECIPES, Recipe, VisionAugment, normalise, resize_center, to_float_images
 
-__all__ = ["VisionAugment", "Recipe", "RECIPES", "to_float_images"]
+__all__ = ["VisionAugment", "Recipe", "RECIPES", "to_float_images", "resize_center", "normalise"]

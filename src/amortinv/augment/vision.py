@@ -30,7 +30,9 @@ from torch import nn
 
 from amortinv.spaces import InvarianceSpace
 
-__all__ = ["VisionAugment", "Recipe", "RECIPES", "IMAGENET_MEAN", "IMAGENET_STD", "to_float_images"]
+__all__ = [
+    "VisionAugment", "Recipe", "RECIPES", "IMAGENET_MEAN", "IMAGENET_STD", "to_float_images", "resize_center", "normalise",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -92,6 +94,24 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def resize_center(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Deterministic resize (to cover ``size``) + centre crop of a batch; returns float (B, 3, H, W) in [0, 1]."""
+    x = to_float_images(images)
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    h, w = x.shape[-2:]
+    scale = max(size[0] / h, size[1] / w)
+    x = TF.resize(x, [max(size[0], round(h * scale)), max(size[1], round(w * scale))], antialias=True)
+    return TF.center_crop(x, list(size)).clamp_(0, 1)
+
+
+def normalise(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """(x - mean) / std per channel for a float batch (B, 3, H, W) in [0, 1]."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
 class VisionAugment(nn.Module):
     """Descriptor-conditioned two-view augmentation for image batches.
 
@@ -138,13 +158,7 @@ class VisionAugment(nn.Module):
 
     def base(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic resize (to cover the output) + centre crop to the output size; (B,3,H,W) float."""
-        x = to_float_images(images)
-        if tuple(x.shape[-2:]) == self.size:
-            return x
-        h, w = x.shape[-2:]
-        scale = max(self.size[0] / h, self.size[1] / w)
-        x = TF.resize(x, [max(self.size[0], round(h * scale)), max(self.size[1], round(w * scale))], antialias=True)
-        return TF.center_crop(x, list(self.size)).clamp_(0, 1)
+        return resize_center(images, self.size)
 
     def view(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> torch.Tensor:
         """One randomly augmented, normalised view (B, 3, H_out, W_out) for a binary descriptor."""

@@ -177,6 +177,12 @@ class VisionTransformer(Encoder):
         name = ("prompt_vit_" if self.invariance_dim else "vit_") + self.arch["size"]
         return {"name": name, **{k: v for k, v in self.arch.items() if k != "size"}}
 
+    def stages(self) -> list[nn.ModuleList]:
+        """The blocks in four consecutive groups (for stage-wise fine-tuning, like a ResNet's stages)."""
+        depth = len(self.blocks)
+        bounds = [round(depth * k / 4) for k in range(5)]
+        return [nn.ModuleList(self.blocks[bounds[k] : bounds[k + 1]]) for k in range(4) if bounds[k + 1] > bounds[k]]
+
     def tokens(self, x: torch.Tensor, i: torch.Tensor | None = None) -> torch.Tensor:
         """The input token sequence (B, 1 + N [+ 1], dim) fed to the first block."""
         i = self.check_inputs(x, i)

@@ -284,7 +284,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     counts = torch.bincount(
         torch.tensor([space.sample_index(t, cfg.seed) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
     )
-    device = module.device
+    device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
     result: dict[str, Any] = {
         "method": cfg.method,
         "baseline_fixed_descriptor": fixed,
@@ -305,7 +305,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         "seed": cfg.seed,
         "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
     }
-    module.encoder.eval()
+    module.encoder.to(device).eval()
     save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "fixed_descriptor": fixed, "steps": trainer.global_step})
     if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
         bank = _subset(train, cfg.knn_bank, cfg.seed)

@@ -1,0 +1,49 @@
+"""CUDA checks (skipped without a GPU): augmentation, encoders and pre-training on the device."""
+
+import json
+
+import pytest
+import torch
+
+from amortinv import InvarianceSpace
+from amortinv.augment import VisionAugment
+from amortinv.encoders import build_encoder
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_augment_runs_on_gpu_and_matches_shapes():
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device="cuda")
+    aug = VisionAugment(InvarianceSpace.from_name("groups2"), 32).cuda()
+    for d in ([1, 0], [0, 1], [1, 1]):
+        v1, v2 = aug(x, d)
+        assert v1.is_cuda and v1.shape == (64, 3, 32, 32) and not torch.allclose(v1, v2)
+
+
+@pytest.mark.parametrize("name", ["hyper_resnet18", "prompt_vit_tiny"])
+def test_encoder_bf16_training_step_and_materialise_on_gpu(name):
+    opts = {"cifar_stem": True, "width": 0.5} if "resnet" in name else {"img_size": 32, "patch_size": 4}
+    enc = build_encoder(name, invariance_dim=2, **opts).cuda()
+    i = torch.tensor([0.3, 0.7], device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = enc(torch.rand(16, 3, 32, 32, device="cuda"), i).float().pow(2).mean()
+    loss.backward()
+    assert torch.isfinite(loss) and i.grad is not None and i.grad.abs().sum() > 0
+    if "resnet" in name:
+        enc.eval()
+        x = torch.rand(8, 3, 32, 32, device="cuda")
+        with torch.no_grad():
+            assert torch.allclose(enc.materialise(i.detach())(x), enc(x, i.detach()), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["simclr", "mocov2", "mocov3"])
+def test_pretrain_on_gpu_bf16(tiny_npz, tmp_path, method):
+    from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+    cfg = PretrainConfig(method=method, data="npz", data_root=str(tiny_npz), batch_size=16, epochs=1, max_steps=3,
+                         encoder_options={"cifar_stem": True, "width": 0.125}, proj_hidden=32, proj_dim=16,
+                         queue_size=64, pred_hidden=32, accelerator="gpu", devices=1, precision="bf16-mixed",
+                         knn_bank=64, progress=False, out=str(tmp_path / method))
+    result = run_pretrain(cfg)
+    assert result["steps"] == 3 and "cuda" not in result["device"].lower() or result["peak_memory_mb"] > 0
+    assert json.loads((tmp_path / method / "result.json").read_text())["final_loss"] > 0

@@ -1,0 +1,153 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import r2_score as sk_r2
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+from amortinv.encoders import build_encoder
+from amortinv.encoders.base import Encoder
+from amortinv.spaces import InvarianceSpace, quantise
+from amortinv.transfer import (
+    TransferSettings, classification_metrics, derive_task, learn_invariance, make_task, r2_pooled, r2_uniform,
+    regression_metrics, run_transfer,
+)
+
+G = InvarianceSpace.from_name("groups2")
+
+
+class ToyEncoder(Encoder):
+    """Features: [(1 - i0) * left-right contrast, (1 - i1) * noise, ones]. Factor 0 carries the flip signal."""
+
+    def __init__(self) -> None:
+        super().__init__(invariance_dim=2)
+        self.arch = {"in_channels": 3}
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    @property
+    def feature_dim(self) -> int:
+        return 3
+
+    def forward(self, x, i=None):
+        i = self.check_inputs(x, i)
+        w = x.shape[-1]
+        contrast = (x[..., : w // 2].mean((1, 2, 3)) - x[..., w // 2 :].mean((1, 2, 3))) * self.scale
+        noise = torch.sin(1000 * x.sum((1, 2, 3)))  # a deterministic nuisance
+        return torch.stack([(1 - i[0]) * contrast, (1 - i[1]) * noise * 3, torch.ones_like(contrast)], dim=1)
+
+
+def flip_data(n_train=400, n_test=100, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    def split(n):
+        x = torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8)
+        x[..., :4] = (x[..., :4] // 2)  # left half darker
+        return derive_task("flip", x, seed)
+    return make_task("flip", "classification", split(n_train), split(n_test), val_fraction=0.25)
+
+
+def test_learned_i_moves_to_the_needed_corner_and_stays_in_range():
+    data = flip_data()
+    fit = learn_invariance(ToyEncoder(), data, lr=0.05, weight_decay=0.0, lr_i=0.05, epochs=15, batch_size=50)
+    traj = [h["i"] for h in fit.history]
+    assert all(0 <= v <= 1 for step in traj for v in step)
+    final = traj[-1]
+    assert final[0] < 0.2, f"the flip factor must become sensitive, got {final}"
+    assert final[1] > final[0] + 0.3, f"the nuisance factor should not, got {final}"
+    assert fit.val_score > 0.9
+
+
+def test_forward_mode_gives_the_same_learning_as_backprop(tiny_npz):
+    from amortinv.data import build_dataset
+    from amortinv.transfer import stack_dataset
+
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).double()
+    tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
+    data = make_task("tiny", "classification", tr, te)
+    torch.set_default_dtype(torch.float64)
+    try:
+        a = learn_invariance(enc, data, lr=1e-2, epochs=2, batch_size=16, gradient="backprop")
+        b = learn_invariance(enc, data, lr=1e-2, epochs=2, batch_size=16, gradient="forward")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert [v for h in a.history for v in h["i"]] == pytest.approx([v for h in b.history for v in h["i"]], abs=1e-6)
+    assert a.history[-1]["i"] != [0.5, 0.5]
+    assert torch.allclose(a.head.weight, b.head.weight, atol=1e-6)
+
+
+def test_selection_never_looks_at_the_test_split():
+    clean = flip_data()
+    poisoned = flip_data()
+    poisoned.test = (poisoned.test[0], 1 - poisoned.test[1])  # the test labels are now all wrong
+    settings = TransferSettings(lrs=(0.01, 0.1), weight_decays=(0.0,), epochs=4, probe_epochs=4, batch_size=50, quantise_bits=(1,))
+    r1 = run_transfer(ToyEncoder(), clean, G, ["ai", "probe"], settings, log=lambda m: None)
+    r2 = run_transfer(ToyEncoder(), poisoned, G, ["ai", "probe"], settings, log=lambda m: None)
+    for method in r1:
+        assert r1[method]["selected"] == r2[method]["selected"] and r1[method]["val_score"] == r2[method]["val_score"]
+    assert r1["ai"]["test"]["top1"] == pytest.approx(1 - r2["ai"]["test"]["top1"])
+
+
+def test_metrics_match_sklearn():
+    y = np.array([[0, 0], [1, 10], [2, 20]], dtype=float)
+    yhat = np.array([[1, 0], [1, 10], [1, 20]], dtype=float)
+    assert r2_uniform(torch.tensor(yhat), torch.tensor(y)) == pytest.approx(0.5)
+    assert r2_uniform(torch.tensor(yhat), torch.tensor(y)) == pytest.approx(sk_r2(y, yhat))
+    assert r2_pooled(torch.tensor(yhat), torch.tensor(y)) == pytest.approx(0.99382, abs=1e-5)
+    rng = np.random.default_rng(0)
+    t, p = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    assert regression_metrics(torch.tensor(p), torch.tensor(t))["r2"] == pytest.approx(sk_r2(t, p))
+    assert r2_uniform(torch.tensor(p[:, :1]), torch.tensor(t[:, :1])) == pytest.approx(sk_r2(t[:, 0], p[:, 0]))
+    labels = rng.integers(0, 4, 60)
+    logits = rng.normal(size=(60, 4))
+    m = classification_metrics(torch.tensor(logits), torch.tensor(labels), 4)
+    assert m["top1"] == pytest.approx(accuracy_score(labels, logits.argmax(1)))
+    assert m["mean_per_class"] == pytest.approx(balanced_accuracy_score(labels, logits.argmax(1)))
+
+
+def test_protocol_baselines_quantisation_and_costs(tiny_npz):
+    from amortinv.data import build_dataset
+    from amortinv.transfer import stack_dataset
+
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625)
+    plain = build_encoder("resnet18", cifar_stem=True, width=0.0625)
+    images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
+    test_images = stack_dataset(build_dataset("npz", tiny_npz, "test"))[0]
+    data = make_task("rotation", "regression", derive_task("rotation", images), derive_task("rotation", test_images, seed=1))
+    settings = TransferSettings(lrs=(1e-2,), weight_decays=(0.0,), epochs=2, probe_epochs=3, batch_size=16,
+                                finetune_stages=(1, 0), finetune_budget="ai")
+    res = run_transfer(enc, data, G, ["ai_forward", "probe", "fusion", "finetune"], settings, plain_encoders={"plain": plain}, log=lambda m: None)
+    expected = {"ai_forward", "probe[[1,1] spatial+appearance]", "probe[[1,0] spatial]", "probe[[0,1] appearance]",
+                "probe[plain:plain]", "fusion", "finetune_1_budget", "finetune_all_budget"}
+    assert set(res) == expected
+    for rec in res.values():
+        assert set(rec["test"]) == {"r2", "r2_pooled_reference"}
+        assert rec["time_s"] >= 0 and rec["trainable_params"] > 0 and "peak_memory_mb" in rec
+    ai = res["ai_forward"]
+    assert set(ai["i"]) == {"spatial", "appearance"} and all(0 <= v <= 1 for v in ai["i"].values())
+    assert ai["trainable_params"] == 2 * (enc.feature_dim + 1) + 2
+    for bits, q in ai["quantised"].items():
+        levels = 2 ** int(bits[0]) - 1
+        assert all(abs(v * levels - round(v * levels)) < 1e-4 for v in q["i"].values())
+        assert q["i"] == G.describe(quantise(torch.tensor(list(ai["i"].values())), int(bits[0])))
+    assert res["finetune_all_budget"]["trainable_params"] > res["finetune_1_budget"]["trainable_params"] > ai["trainable_params"]
+    assert res["fusion"]["trainable_params"] == 2 * (3 * enc.feature_dim + plain.feature_dim + 1)
+
+
+def test_bad_inputs_are_clear():
+    x = torch.zeros(10, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="10 images but 9 targets"):
+        make_task("t", "regression", (x, torch.zeros(9, 2)), (x, torch.zeros(10, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        make_task("t", "regression", (x, torch.full((10, 2), float("nan"))), (x, torch.zeros(10, 2)))
+    with pytest.raises(ValueError, match="2 outputs, test targets 3"):
+        make_task("t", "regression", (x, torch.zeros(10, 2)), (x, torch.zeros(10, 3)))
+    with pytest.raises(ValueError, match="integer labels"):
+        make_task("t", "classification", (x, torch.zeros(10, 2)), (x, torch.zeros(10, 2)))
+    data = make_task("t", "classification", (x, torch.arange(10) % 2), (x, torch.arange(10) % 2))
+    wrong_k = build_encoder("hyper_resnet18", invariance_dim=5, cifar_stem=True, width=0.0625)
+    with pytest.raises(ValueError, match=r"shape \(5,\)"):
+        run_transfer(wrong_k, data, G, ["ai"], TransferSettings(epochs=1), log=lambda m: None)
+    with pytest.raises(ValueError, match="conditioned encoder"):
+        learn_invariance(build_encoder("resnet18", cifar_stem=True, width=0.0625), data)
+    with pytest.raises(ValueError, match="unknown derived task"):
+        derive_task("zoom", x)
