@@ -151,3 +151,32 @@ def test_bad_inputs_are_clear():
         learn_invariance(build_encoder("resnet18", cifar_stem=True, width=0.0625), data)
     with pytest.raises(ValueError, match="unknown derived task"):
         derive_task("zoom", x)
+
+
+def test_transfer_cli_end_to_end(tiny_npz, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from amortinv.cli import main
+
+    run = tmp_path / "pre"
+    main(["pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
+          "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
+          "--knn-eval", "false", "--progress", "false", "--out", str(run)])
+    out = tmp_path / "transfer"
+    main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "classification,rotation",
+          "--methods", "ai,ai_forward", "--baselines", "probe", "--lrs", "0.01", "--weight-decays", "0", "--epochs", "1",
+          "--probe-epochs", "2", "--batch-size", "16", "--device", "cpu", "--out", str(out)])
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["tasks"]) == {"npz:classification", "rotation"}
+    cls = result["tasks"]["npz:classification"]["methods"]
+    assert {"top1", "mean_per_class"} == set(cls["ai"]["test"]) and set(cls["ai"]["i"]) == {"spatial", "appearance"}
+    assert set(result["tasks"]["rotation"]["methods"]["ai_forward"]["test"]) == {"r2", "r2_pooled_reference"}
+    assert set(result["learned_i"]) == {"npz:classification", "rotation"}
+    with Image.open(out / "learned_i.png") as im:
+        assert im.size[0] > 300
+    with pytest.raises(SystemExit):
+        main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "regression", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--space", "individual5", "--out", str(out)])

@@ -83,12 +83,6 @@ def preview(
     return str(path)
 
 
-def _pretrain_command() -> type:
-    from amortinv.ssl.pretrain import PretrainConfig
-
-    return PretrainConfig
-
-
 def _run_pretrain(**kwargs: object) -> None:
     from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 
@@ -97,8 +91,42 @@ def _run_pretrain(**kwargs: object) -> None:
         print(f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}; run folder {kwargs['out']}")
 
 
-COMMANDS: dict[str, Callable[..., object]] = {"preview": preview, "pretrain": _run_pretrain}
-SIGNATURES: dict[str, Callable[[], object]] = {"pretrain": _pretrain_command}
+def transfer(**kwargs: object) -> None:
+    from amortinv.transfer.command import transfer_command
+
+    transfer_command(**kwargs)
+
+
+def measure(**kwargs: object) -> None:
+    from amortinv.measure.command import measure_command
+
+    measure_command(**kwargs)
+
+
+def bound(**kwargs: object) -> None:
+    from amortinv.measure.command import bound_command
+
+    bound_command(**kwargs)
+
+
+def _lazy(module: str, name: str) -> Callable[[], object]:
+    def load() -> object:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+
+    return load
+
+
+COMMANDS: dict[str, Callable[..., object]] = {
+    "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "measure": measure, "bound": bound,
+}
+SIGNATURES: dict[str, Callable[[], object]] = {
+    "pretrain": _lazy("amortinv.ssl.pretrain", "PretrainConfig"),
+    "transfer": _lazy("amortinv.transfer.command", "transfer_command"),
+    "measure": _lazy("amortinv.measure.command", "measure_command"),
+    "bound": _lazy("amortinv.measure.command", "bound_command"),
+}
 
 
 def build_parser() -> ArgumentParser:

@@ -79,10 +79,15 @@ def _record(result: FitResult, test_metrics: dict, seconds: float, memory: float
 
 
 def run_transfer(
-    encoder: Encoder, data: TaskData, space: InvarianceSpace, methods: Sequence[str], settings: TransferSettings,
+    encoder: Encoder, data: TaskData, space: InvarianceSpace | None, methods: Sequence[str], settings: TransferSettings,
     plain_encoders: dict[str, Encoder] | None = None, log: Callable[[str], None] = print,
 ) -> dict[str, dict]:
-    """Run ``methods`` (see the module docstring) on one task; returns ``{method: record}``."""
+    """Run ``methods`` (see the module docstring) on one task; returns ``{method: record}``.
+
+    ``space`` names the descriptor's factors; it may be None only for a plain encoder.
+    """
+    if encoder.conditioned and space is None:
+        raise ValueError("a conditioned encoder needs its invariance space")
     s, dev = settings, torch.device(settings.device)
     size = tuple(data.train[0].shape[-2:])
     head_params = lambda dim: dim * data.num_outputs + data.num_outputs  # noqa: E731

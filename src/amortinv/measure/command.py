@@ -1,0 +1,187 @@
+"""``amortinv measure`` and ``amortinv bound``: invariance tables and plots, and generalisation bounds."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amortinv.data import build_dataset
+from amortinv.encoders import load_encoder
+from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
+from amortinv.measure.transforms import resolve_transforms
+from amortinv.results import write_json
+from amortinv.spaces import parse_descriptors, quantise
+from amortinv.transfer.command import load_encoder_and_space
+from amortinv.transfer.data import stack_dataset
+
+__all__ = ["measure_command", "bound_command"]
+
+
+def _write_csv(table: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "transform", "cosine", "cosine_se", "mahalanobis", "mahalanobis_se"])
+        for label, res in table["results"].items():
+            for name, r in res["transforms"].items():
+                writer.writerow([label, name, r["cosine"], r["cosine_se"], r["mahalanobis"], r["mahalanobis_se"]])
+
+
+def measure_command(
+    encoder: str,
+    data: str = "cifar10",
+    data_root: str | None = None,
+    split: str = "test",
+    descriptors: str | None = None,
+    transforms: str = "all",
+    baseline: str | None = None,
+    out: str = "runs/measure",
+    num_images: int = 500,
+    reference_images: int = 1000,
+    include_identity: bool = False,
+    interpolate: str | None = None,
+    interpolate_transforms: str = "hflip,rotation,grayscale,hue",
+    steps: int = 11,
+    grid_transform: str | None = None,
+    space: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Measure an encoder's invariance to image transforms at several descriptors (BMVC 2022 protocol).
+
+    Args:
+        encoder: a run folder of amortinv pretrain, or an encoder .safetensors/.json.
+        data: dataset name (see amortinv preview --help).
+        data_root: local folder (or .npz file) of the dataset.
+        split: dataset split to draw the images from.
+        descriptors: descriptors to measure, e.g. "1,0;0,1;1,1" (default: the space's training descriptors).
+        transforms: all, spatial, appearance, or a comma-separated list.
+        baseline: a plain encoder to measure on the same axes.
+        out: output folder (invariance.json, invariance.csv, radar.png, path/grid plots).
+        num_images: images transformed (a seeded random subset).
+        reference_images: other images for the feature mean and covariance (Mahalanobis).
+        include_identity: include the identity parameter in the averages.
+        interpolate: a descriptor path "start->end", e.g. "1,0->0,1", measured in `steps` steps.
+        interpolate_transforms: transforms measured along the path.
+        steps: points on the interpolation path.
+        grid_transform: a transform measured over a 2-D grid of descriptors (K = 2 only).
+        space: invariance space (default: the one saved with the encoder).
+        device: cpu, cuda or auto.
+        seed: seed of the image subsets.
+    """
+    from amortinv.viz.measure import grid_plot, path_plot, radar_plot
+
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    enc, inv_space = load_encoder_and_space(encoder, space)
+    enc = enc.to(dev).eval()
+    names = resolve_transforms(transforms)
+    ds = (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors()) if enc.conditioned else None
+    images, _ = stack_dataset(build_dataset(data, data_root, split), num_images + reference_images, seed)
+    if len(images) < num_images + 2:
+        raise ValueError(f"the {split} split has {len(images)} images; need more than num_images={num_images}")
+    x, ref = images[:num_images], images[num_images:]
+    if ds is not None:
+        labels = [inv_space.label(d) for d in ds]
+        table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity)
+    else:
+        table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], include_identity=include_identity)
+    if baseline:
+        plain = load_encoder(baseline).to(dev).eval()
+        extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], include_identity=include_identity)
+        table["results"].update(extra["results"])
+        table["notes"] += extra["notes"]
+    table.update({"encoder": str(encoder), "data": data, "split": split, "transforms": list(names)})
+    out_dir = Path(out)
+    radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
+               out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")
+    if interpolate:
+        if "->" not in interpolate or not enc.conditioned:
+            raise ValueError("interpolate takes 'start->end' descriptors, e.g. '1,0->0,1', and a conditioned encoder")
+        start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
+        paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms)}
+        table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
+        path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end))
+    if grid_transform:
+        grid = invariance_grid(enc, x, resolve_transforms(grid_transform)[0], steps=6)
+        table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
+        grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform)
+    for note in table["notes"]:
+        print(f"note: {note}")
+    _write_csv(table, out_dir / "invariance.csv")
+    write_json(out_dir / "invariance.json", table)
+    return table
+
+
+def bound_command(
+    empirical: float | None = None,
+    n: int | None = None,
+    classes: int = 10,
+    x_norm: float | None = None,
+    b_norm: float | None = None,
+    k: int = 2,
+    bits: int = 1,
+    loss_max: float = 1.0,
+    delta: float = 0.05,
+    encoder: str | None = None,
+    data: str = "cifar10",
+    data_root: str | None = None,
+    descriptor: str | None = None,
+    train_limit: int | None = 5000,
+    epochs: int = 30,
+    out: str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Theorem 5.1's generalisation bound and the linear-readout bound, from numbers or for a trained head.
+
+    Args:
+        empirical: training loss in [0, loss_max] (numbers mode).
+        n: number of training examples (numbers mode).
+        classes: number of classes c.
+        x_norm: bound X on the feature norm (numbers mode).
+        b_norm: bound B on the head's norm (numbers mode).
+        k: descriptor length K.
+        bits: quantisation bits b: |I| = 2^(b K).
+        loss_max: M, the loss's upper bound.
+        delta: confidence 1 - delta.
+        encoder: with an encoder, fit a probe at the quantised descriptor and read n, X, B and the 0-1 training error.
+        data: dataset of the classification task (encoder mode).
+        data_root: local folder of the dataset.
+        descriptor: the learned descriptor, e.g. "0.3,0.9" (quantised with `bits`).
+        train_limit: training images used (a seeded subset).
+        epochs: probe epochs.
+        out: write the result as JSON here.
+        seed: seed of the subset and the probe.
+    """
+    from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
+    from amortinv.transfer.data import encode, make_task
+    from amortinv.transfer.learn import fit_probe
+
+    if encoder is None:
+        missing = [name for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm)) if v is None]
+        if missing:
+            raise ValueError(f"give --encoder, or all of {missing} for the numbers mode")
+        count = descriptor_count(k, bits)
+        result = {"n": n, "c": classes, "X": x_norm, "B": b_norm, "M": loss_max, "delta": delta, "num_descriptors": count,
+                  "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
+                  "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict()}
+    else:
+        enc, inv_space = load_encoder_and_space(encoder)
+        i = quantise(parse_descriptors(descriptor, inv_space)[0], bits) if enc.conditioned and descriptor else None
+        if enc.conditioned and i is None:
+            raise ValueError("a conditioned encoder needs --descriptor (the learned i)")
+        train = stack_dataset(build_dataset(data, data_root, "train"), train_limit, seed)
+        task = make_task(data, "classification", train, train, val_fraction=0.1, seed=seed)
+        size = tuple(train[0].shape[-2:])
+        feats = encode(enc, task.train[0], i, size=size)
+        fit = fit_probe(feats, encode(enc, task.val[0], i, size=size), task, epochs=epochs, seed=seed)
+        with torch.no_grad():
+            err = float((fit.head(feats).argmax(1) != task.train[1]).float().mean())
+        result = bounds_for_run(feats, fit.head.weight.detach(), err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
+        result["descriptor"] = None if i is None else i.tolist()
+    print(f"amortised invariance bound: {result['amortised']['bound']:.4f} | linear readout bound: {result['linear_readout']['bound']:.4f}")
+    if out:
+        write_json(Path(out) / "bound.json", result)
+    return result

@@ -1,0 +1,164 @@
+"""``amortinv transfer``: load an encoder, build the tasks, run the protocol, write result.json and the chart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amortinv.data import build_dataset
+from amortinv.encoders import load_encoder, read_encoder_config
+from amortinv.encoders.base import Encoder
+from amortinv.results import write_json
+from amortinv.spaces import InvarianceSpace
+from amortinv.transfer.data import TaskData, make_task, stack_dataset
+from amortinv.transfer.protocol import TransferSettings, run_transfer
+from amortinv.transfer.tasks import TASKS, derive_task
+
+__all__ = ["load_encoder_and_space", "build_tasks", "transfer_command"]
+
+OWN_TASKS = ("classification", "regression")
+
+
+def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
+    """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``)."""
+    from amortinv.cli import load_space
+
+    encoder = load_encoder(path)
+    meta = read_encoder_config(path).get("metadata", {})
+    inv_space = load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
+    if encoder.conditioned:
+        if inv_space is None:
+            raise ValueError(f"encoder {path} is conditioned but its metadata names no space: pass --space")
+        if inv_space.dim != encoder.invariance_dim:
+            raise ValueError(f"space '{inv_space.name}' has {inv_space.dim} factors but the encoder takes descriptors of length {encoder.invariance_dim}")
+    return encoder, inv_space
+
+
+def build_tasks(
+    names: list[str], data: str, data_root: str | None, *, image_size: int | None, train_limit: int | None,
+    test_limit: int | None, val_fraction: float, seed: int,
+) -> list[TaskData]:
+    """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
+    unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS)}")
+    train = stack_dataset(build_dataset(data, data_root, "train", image_size=image_size), train_limit, seed)
+    test = stack_dataset(build_dataset(data, data_root, "test", image_size=image_size), test_limit, seed)
+    tasks = []
+    for name in names:
+        if name in OWN_TASKS:
+            kind = "regression" if torch.is_floating_point(train[1]) else "classification"
+            if kind != name:
+                raise ValueError(f"dataset '{data}' has {kind} targets, not {name}")
+            tasks.append(make_task(f"{data}:{name}", name, train, test, val_fraction, seed))
+        else:
+            kind = "classification" if name == "flip" else "regression"
+            tasks.append(make_task(name, kind, derive_task(name, train[0], seed), derive_task(name, test[0], seed + 1), val_fraction, seed))
+    return tasks
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise ValueError(f"expected comma-separated numbers, got '{text}'") from err
+
+
+def transfer_command(
+    encoder: str,
+    data: str = "cifar10",
+    data_root: str | None = None,
+    task: str = "classification",
+    out: str = "runs/transfer",
+    methods: str = "ai_forward",
+    baselines: str = "probe",
+    space: str | None = None,
+    plain_encoders: str = "",
+    finetune_stages: str = "1,all",
+    finetune_budget: str | None = None,
+    lrs: str = "1e-3,1e-2",
+    weight_decays: str = "0,1e-4",
+    lr_i: float = 0.01,
+    epochs: int = 10,
+    probe_epochs: int = 30,
+    batch_size: int = 256,
+    loss: str = "mse",
+    train_limit: int | None = None,
+    test_limit: int | None = None,
+    val_fraction: float = 0.1,
+    image_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Learn each task's invariance (and run baselines) on a frozen pre-trained encoder.
+
+    Args:
+        encoder: a run folder of amortinv pretrain, or an encoder .safetensors/.json.
+        data: dataset name (see amortinv preview --help).
+        data_root: local folder (or .npz file) of the dataset.
+        task: comma-separated tasks: classification / regression (the dataset's own targets) or derived rotation, flip, colour, crop_position.
+        out: output folder (result.json, learned_i.png).
+        methods: comma-separated invariance learners: ai (backprop gradient), ai_forward (forward-mode gradient, less memory).
+        baselines: comma-separated: probe (fixed-i and plain linear probes), fusion, finetune.
+        space: invariance space (default: the one saved with the encoder).
+        plain_encoders: comma-separated saved plain encoders to probe (and fuse) as baselines.
+        finetune_stages: stages to fine-tune for the finetune baseline: numbers 1-4 and/or all.
+        finetune_budget: "ai" limits fine-tuning to the invariance learner's wall time.
+        lrs: head learning rates searched on the validation split.
+        weight_decays: head weight decays searched on the validation split.
+        lr_i: learning rate of the descriptor i.
+        epochs: epochs of invariance learning and fine-tuning.
+        probe_epochs: epochs of linear probes on cached features.
+        batch_size: batch size.
+        loss: regression loss: mse or l1 (on standardised targets).
+        train_limit: use a seeded random subset of this many training images.
+        test_limit: use a seeded random subset of this many test images.
+        val_fraction: fraction of the training data held out for selection.
+        image_size: resize images to this side (default: their own).
+        device: cpu, cuda or auto.
+        seed: seed of splits, subsets, derived tasks and training.
+    """
+    from amortinv.viz.transfer import learned_i_chart
+
+    if loss not in ("mse", "l1"):
+        raise ValueError(f"loss must be mse or l1, got '{loss}'")
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    enc, inv_space = load_encoder_and_space(encoder, space)
+    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}
+    run = [m.strip() for m in (methods + "," + baselines).split(",") if m.strip()]
+    if not enc.conditioned:
+        run = [m for m in run if m not in ("ai", "ai_forward")]
+    stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
+    settings = TransferSettings(lrs=_floats(lrs), weight_decays=_floats(weight_decays), lr_i=lr_i, epochs=epochs,
+                                probe_epochs=probe_epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
+                                finetune_budget=finetune_budget, device=dev, seed=seed)
+    tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
+                        train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed)
+    start = time.perf_counter()
+    result: dict[str, Any] = {
+        "encoder": {"path": str(encoder), **enc.config},
+        "space": inv_space.to_config() if inv_space else None,
+        "data": data,
+        "device": dev,
+        "settings": {k: v for k, v in vars(settings).items() if k != "extra"},
+        "selection": "hyper-parameters and epoch chosen on a validation split carved from train; the selected model is kept (no refit)",
+        "tasks": {},
+    }
+    learned: dict[str, dict[str, float]] = {}
+    for t in tasks:
+        methods_out = run_transfer(enc, t, inv_space, run, settings, plain_encoders=plain)
+        result["tasks"][t.name] = {"data": t.summary(), "methods": methods_out}
+        for m in ("ai", "ai_forward"):
+            if m in methods_out:
+                learned[t.name] = methods_out[m]["i"]
+                break
+    result["wall_time_s"] = round(time.perf_counter() - start, 1)
+    out_dir = Path(out)
+    if learned:
+        result["learned_i"] = learned
+        learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})")
+    write_json(out_dir / "result.json", result)
+    return result
