@@ -6,7 +6,6 @@ import torch
 
 from amortinv.cli import main
 from amortinv.encoders import load_encoder
-from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 
 TINY_ENCODER = '{"cifar_stem": true, "width": 0.0625}'

@@ -11,15 +11,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from amortinv.viz.figure import save_figure  # noqa: E402
+
 __all__ = ["radar_plot", "path_plot", "grid_plot"]
-
-
-def _save(fig: plt.Figure, out: Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return out
 
 
 def radar_plot(scores: dict[str, dict[str, float]], out: Path, title: str = "Invariance (cosine similarity)") -> Path:
@@ -29,7 +23,7 @@ def radar_plot(scores: dict[str, dict[str, float]], out: Path, title: str = "Inv
     transforms = list(next(iter(scores.values())))
     angles = np.linspace(0, 2 * np.pi, len(transforms), endpoint=False).tolist()
     fig, ax = plt.subplots(figsize=(6.2, 6.2), subplot_kw={"projection": "polar"})
-    for k, (label, values) in enumerate(scores.items()):
+    for label, values in scores.items():
         v = [max(0.0, values[t]) for t in transforms]
         style = "--" if "baseline" in label.lower() or "plain" in label.lower() else "-"
         ax.plot(angles + angles[:1], v + v[:1], style, linewidth=1.8, label=label, marker="o", markersize=3)
@@ -38,7 +32,7 @@ def radar_plot(scores: dict[str, dict[str, float]], out: Path, title: str = "Inv
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10, pad=18)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def path_plot(paths: dict[str, list[dict]], out: Path, start: str, end: str) -> Path:
@@ -51,7 +45,7 @@ def path_plot(paths: dict[str, list[dict]], out: Path, start: str, end: str) -> 
     ax.set_title("Invariance along an interpolation of descriptors", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def grid_plot(grid: torch.Tensor, out: Path, factors: tuple[str, str], transform: str) -> Path:
@@ -62,4 +56,4 @@ def grid_plot(grid: torch.Tensor, out: Path, factors: tuple[str, str], transform
     ax.set_xlabel(f"i[{factors[1]}]")
     ax.set_title(f"Invariance to {transform} over descriptors", fontsize=10)
     fig.colorbar(im, ax=ax, label="mean cosine similarity")
-    return _save(fig, out)
+    return save_figure(fig, out)

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from amortinv.augment import VisionAugment  # noqa: E402
+from amortinv.viz.figure import save_figure  # noqa: E402
 
 __all__ = ["preview_grid"]
 
@@ -52,8 +53,4 @@ def preview_grid(images: torch.Tensor, augment: VisionAugment, out: Path, title:
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from amortinv.viz.figure import save_figure  # noqa: E402
+
 __all__ = ["learned_i_chart"]
 
 
@@ -37,8 +39,4 @@ def learned_i_chart(learned: dict[str, dict[str, float]], out: Path, title: str 
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncols=min(len(factors), 4), loc="upper left")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
