@@ -34,7 +34,7 @@ def measure(key: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     test = stack_dataset(build_dataset("cifar10", args.data_root, "test"), args.test, seed=0)
     data = make_task("cifar10", "classification", train, test)
     settings = TransferSettings(lrs=(1e-3,), weight_decays=(1e-4,), epochs=args.epochs, probe_epochs=args.epochs,
-                                batch_size=args.batch, finetune_stages=(0,), device=args.device)
+                                batch_size=args.batch, finetune_stages=(0,), device=args.device, forward_chunk=args.chunk)
     out = run_transfer(enc, data, space, [METHODS[key]], settings, log=lambda m: None)
     record = out["probe[[1,1] spatial+appearance]"] if key == "linear_probe" else next(iter(out.values()))
     queue.put({"time_s": record["time_s"], "peak_memory_mb": record["peak_memory_mb"],
@@ -51,11 +51,12 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--chunk", type=int, default=64, help="images per forward-mode pass of the cheap scheme")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "transfer_cost.json"))
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     results: dict[str, object] = {"device": args.device, "encoder": args.encoder or "hyper_resnet18 width 0.5 (random init)",
-                                  "train_images": args.train, "test_images": args.test, "epochs": args.epochs, "batch": args.batch}
+                                  "train_images": args.train, "test_images": args.test, "epochs": args.epochs, "batch": args.batch, "cheap_chunk": args.chunk}
     for key in METHODS:
         queue = ctx.Queue()
         proc = ctx.Process(target=measure, args=(key, args, queue))

@@ -8,6 +8,7 @@ Errors in the user's input end with a one-line ``amortinv: error: ...`` and exit
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -39,7 +40,7 @@ def load_space(spec: str) -> InvarianceSpace:
 
 def preview(
     space: str = "groups2",
-    data: str = "cifar10",
+    data: str = "shapes",
     data_root: str | None = None,
     split: str = "train",
     out: str = "preview.png",
@@ -53,7 +54,7 @@ def preview(
 
     Args:
         space: invariance space: groups2, individual5, or a YAML file defining one.
-        data: dataset name (cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz).
+        data: dataset name (shapes (built in), cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz).
         data_root: local folder (or .npz file) holding the dataset.
         split: dataset split to draw images from.
         out: path of the PNG to write.
@@ -97,6 +98,24 @@ def transfer(**kwargs: object) -> None:
     transfer_command(**kwargs)
 
 
+def demo(
+    data: str = "shapes", data_root: str | None = None, out: str = "runs/demo", quick: bool = False, device: str = "auto", seed: int = 0
+) -> None:
+    """Run the whole method end to end: pre-train AI-SimCLR and SimCLR, transfer with learned invariances, measure, report.
+
+    Args:
+        data: dataset: the built-in shapes (no download), or any registry dataset (e.g. cifar10 with --data-root).
+        data_root: local folder of the dataset (not needed for shapes).
+        out: run folder (result.json, table.md, learned_i.png, radar.png).
+        quick: a one-minute version (tiny budget).
+        device: cpu, cuda or auto.
+        seed: seed of everything.
+    """
+    from amortinv.demo import run_demo
+
+    run_demo(data=data, data_root=data_root, out=out, quick=quick, device=device, seed=seed)
+
+
 def measure(**kwargs: object) -> None:
     from amortinv.measure.command import measure_command
 
@@ -119,7 +138,7 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 
 COMMANDS: dict[str, Callable[..., object]] = {
-    "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "measure": measure, "bound": bound,
+    "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "measure": measure, "bound": bound,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
     "pretrain": _lazy("amortinv.ssl.pretrain", "PretrainConfig"),
@@ -149,13 +168,27 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _bool_options(command: str) -> set[str]:
+    """Names of the boolean options of a subcommand (they may be given as bare flags)."""
+    source = SIGNATURES[command]() if command in SIGNATURES else COMMANDS.get(command)
+    if source is None:
+        return set()
+    params = inspect.signature(source).parameters
+    return {n for n, prm in params.items() if prm.annotation in (bool, "bool")}
+
+
 def _normalise_flags(argv: Sequence[str]) -> list[str]:
-    """Accept ``--data-root`` for ``--data_root`` (option names only, never values)."""
+    """Accept ``--data-root`` for ``--data_root`` (option names only, never values), and a bare
+    boolean flag such as ``--quick`` for ``--quick=true``."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    flags = _bool_options(command) if command in COMMANDS else set()
     out = []
-    for arg in argv:
+    for k, arg in enumerate(argv):
         if arg.startswith("--") and len(arg) > 2:
             name, eq, value = arg[2:].partition("=")
-            arg = "--" + name.replace("-", "_") + eq + value
+            name = name.replace("-", "_")
+            bare = not eq and name in flags and (k + 1 == len(argv) or argv[k + 1].startswith("--"))
+            arg = "--" + name + ("=true" if bare else eq + value)
         out.append(arg)
     return out
 

@@ -1,6 +1,6 @@
 """Dataset registry: a name and a local root -> a dataset of ``(uint8 image (3, H, W), target)``.
 
-Names: ``cifar10`` (the shared JPEG ``.npz`` layout when the root holds ``train.npz``, else
+Names: ``shapes`` (built in, generated on the fly; no root needed), ``cifar10`` (the shared JPEG ``.npz`` layout when the root holds ``train.npz``, else
 torchvision's), ``cifar100``, ``stl10``, ``flowers102``, ``dtd``, ``pets``, ``caltech101``
 (through torchvision, from a local root), ``imagefolder`` (any ``class/image`` tree) and
 ``npz`` (a generic file, see ``load_npz``). Nothing is downloaded unless ``download=True``,
@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from amortinv.data.arrays import ImageArrayDataset, load_jpeg_npz, load_npz
+from amortinv.data.shapes import shapes_dataset
 
 __all__ = ["build_dataset", "DATASETS", "dataset_targets"]
 
@@ -135,6 +136,8 @@ def build_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; choose from {sorted(DATASETS)}")
+    if name == "shapes":
+        return shapes_dataset(split, size=image_size or 32)
     root = _check_root(name, None if root is None else Path(root))
     fixed = name in ("cifar10", "cifar100", "stl10", "npz")
     tf = _uint8_transform(image_size if (image_size or fixed) else DEFAULT_VARIABLE_SIZE)
@@ -175,7 +178,7 @@ _TORCHVISION: dict[str, Callable[..., Dataset]] = {
     "dtd": _tv_split(tvd.DTD, "dtd", "split"),
     "pets": _tv_split(tvd.OxfordIIITPet, "pets", "split", target_types="category"),
 }
-DATASETS: tuple[str, ...] = ("cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz")
+DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz")
 
 
 def dataset_targets(ds: Dataset) -> torch.Tensor:

@@ -39,7 +39,7 @@ class PretrainConfig:
         encoder_options: architecture options, e.g. {cifar_stem: true, width: 0.25}.
         space: invariance space: groups2, individual5, or a YAML file defining one.
         fixed_descriptor: train a baseline at one descriptor, e.g. "1,1" (default recipe), "1,0" (S-), "0,1" (A-).
-        data: dataset name (see amortinv preview --help).
+        data: dataset name (default: the built-in shapes; see amortinv preview --help).
         data_root: local folder (or .npz file) of the dataset.
         image_size: side of the training views (default: the images' own size).
         recipe: augmentation recipe: simclr, moco or reference (default: the method's).
@@ -82,7 +82,7 @@ class PretrainConfig:
     encoder_options: dict[str, Any] = field(default_factory=lambda: {"cifar_stem": True, "width": 0.25})
     space: str = "groups2"
     fixed_descriptor: str | None = None
-    data: str = "cifar10"
+    data: str = "shapes"
     data_root: str | None = None
     image_size: int | None = None
     recipe: str | None = None

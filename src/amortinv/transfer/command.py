@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
-from amortinv.data import build_dataset
+from amortinv.data import SHAPE_TASKS, build_dataset
 from amortinv.encoders import load_encoder, read_encoder_config
 from amortinv.encoders.base import Encoder
 from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace
-from amortinv.transfer.data import TaskData, make_task, stack_dataset
+from amortinv.transfer.data import TaskData, make_task, stack_dataset, subset_indices
 from amortinv.transfer.protocol import TransferSettings, run_transfer
 from amortinv.transfer.tasks import TASKS, derive_task
 
@@ -42,14 +42,19 @@ def build_tasks(
     test_limit: int | None, val_fraction: float, seed: int,
 ) -> list[TaskData]:
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
-    unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS]
+    factor_tasks = SHAPE_TASKS if data == "shapes" else ()
+    unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS and n not in factor_tasks]
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS)}")
-    train = stack_dataset(build_dataset(data, data_root, "train", image_size=image_size), train_limit, seed)
-    test = stack_dataset(build_dataset(data, data_root, "test", image_size=image_size), test_limit, seed)
+        raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS) + list(factor_tasks)}")
+    train_ds = build_dataset(data, data_root, "train", image_size=image_size)
+    test_ds = build_dataset(data, data_root, "test", image_size=image_size)
+    train, test = stack_dataset(train_ds, train_limit, seed), stack_dataset(test_ds, test_limit, seed)
     tasks = []
     for name in names:
-        if name in OWN_TASKS:
+        if name in factor_tasks:
+            y_train, y_test = (ds.factors[name][subset_indices(len(ds), limit, seed)] for ds, limit in ((train_ds, train_limit), (test_ds, test_limit)))
+            tasks.append(make_task(name, "classification" if name == "shape" else "regression", (train[0], y_train), (test[0], y_test), val_fraction, seed))
+        elif name in OWN_TASKS:
             kind = "regression" if torch.is_floating_point(train[1]) else "classification"
             if kind != name:
                 raise ValueError(f"dataset '{data}' has {kind} targets, not {name}")
@@ -99,7 +104,7 @@ def transfer_command(
         encoder: a run folder of amortinv pretrain, or an encoder .safetensors/.json.
         data: dataset name (see amortinv preview --help).
         data_root: local folder (or .npz file) of the dataset.
-        task: comma-separated tasks: classification / regression (the dataset's own targets) or derived rotation, flip, colour, crop_position.
+        task: comma-separated tasks: classification / regression (the dataset's own targets), derived rotation, flip, colour, crop_position, or for the built-in shapes data its factors shape, orientation, position, colour.
         out: output folder (result.json, learned_i.png).
         methods: comma-separated invariance learners: ai (backprop gradient), ai_forward (forward-mode gradient, less memory).
         baselines: comma-separated: probe (fixed-i and plain linear probes), fusion, finetune.

@@ -18,7 +18,7 @@ from amortinv.augment import normalise, resize_center
 from amortinv.data import ImageArrayDataset
 from amortinv.encoders.base import Encoder
 
-__all__ = ["TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "encode", "prepare_batch"]
+__all__ = ["subset_indices", "TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "encode", "prepare_batch"]
 
 
 @dataclass
@@ -64,10 +64,16 @@ class TaskData:
                 "test": len(self.test[0]), "outputs": self.num_outputs}
 
 
+def subset_indices(n: int, limit: int | None, seed: int = 0) -> torch.Tensor:
+    """All of ``range(n)``, or a seeded random ``limit`` of it (sorted)."""
+    if not limit or limit >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+
+
 def stack_dataset(ds: Dataset, limit: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """All (or a seeded random ``limit`` of the) images and targets of a registry dataset, stacked."""
-    n = len(ds)
-    idx = torch.arange(n) if not limit or limit >= n else torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    idx = subset_indices(len(ds), limit, seed)
     if isinstance(ds, ImageArrayDataset):
         return ds.images[idx], ds.targets[idx]
     items = [ds[int(k)] for k in idx]

@@ -160,7 +160,7 @@ def new_head(feat_dim: int, data: TaskData, device: torch.device, seed: int) -> 
 def learn_invariance(
     encoder: Encoder, data: TaskData, *, lr: float = 1e-3, weight_decay: float = 1e-4, lr_i: float = 0.01,
     epochs: int = 10, batch_size: int = 256, gradient: str = "backprop", init: float = 0.5, loss: str = "mse",
-    size: tuple[int, int] | None = None, device: str | torch.device = "cpu", seed: int = 0,
+    size: tuple[int, int] | None = None, device: str | torch.device = "cpu", seed: int = 0, chunk_size: int = 64,
 ) -> FitResult:
     """Jointly learn a linear head and ``i`` on a frozen conditioned encoder; see the module docstring.
 
@@ -168,6 +168,9 @@ def learn_invariance(
         encoder: a conditioned encoder (Hyper-ResNet or Prompt-ViT).
         data: the task (uint8 images and targets, train / val / test).
         gradient: ``backprop`` or ``forward`` (forward-mode, no stored activations).
+        chunk_size: with ``forward``, the dual passes run on chunks of this many images; only the
+            chunks' features and tangents are kept, so the gradient is the same for any chunk size
+            and the peak memory follows the chunk, not the batch.
         size: input side fed to the encoder (default: the images' own).
     Returns:
         The best epoch's head and ``i`` by validation score.
@@ -192,7 +195,9 @@ def learn_invariance(
             loss_value = task_loss(head(encoder(x, i)), y, data, loss)
             loss_value.backward()
         else:
-            feats, tangents = features_and_tangents(encoder, x, i.detach())
+            parts = [features_and_tangents(encoder, x[c : c + chunk_size], i.detach()) for c in range(0, len(x), chunk_size)]
+            feats = torch.cat([f for f, _ in parts])
+            tangents = torch.cat([t for _, t in parts], dim=1)
             feats.requires_grad_(True)
             loss_value = task_loss(head(feats), y, data, loss)
             loss_value.backward()

@@ -6,7 +6,8 @@ Methods (names used in ``result.json``):
   forward-mode gradient (cheaper memory). Each also reports its quantised ``Q(i*; b)`` for
   b in {1, 2, 3}: a linear probe refit at the quantised descriptor (paper Table 9).
 - ``probe[<descriptor>]``: linear probe on cached features at a fixed descriptor (all ones and
-  each training descriptor), or of a plain encoder (``probe[plain:<name>]``).
+  each training descriptor); ``probe[plain]`` when the encoder itself is plain; and
+  ``probe[plain:<name>]`` for each extra plain encoder.
 - ``fusion``: linear probe on the concatenated features of all the probed descriptors/encoders.
 - ``finetune_<n>`` / ``finetune_all``: fine-tuning the last n stages or all; with
   ``budget="ai"`` limited to the invariance learner's wall time (the paper's FT-*).
@@ -47,6 +48,7 @@ class TransferSettings:
     batch_size: int = 256
     loss: str = "mse"
     init: float = 0.5
+    forward_chunk: int = 64
     finetune_stages: Sequence[int] = ()
     finetune_budget: str | None = None
     quantise_bits: Sequence[int] = (1, 2, 3)
@@ -118,7 +120,7 @@ def run_transfer(
             def body(gradient: str = "backprop" if method == "ai" else "forward") -> tuple[FitResult, dict, int]:
                 fit = _select(lambda lr, wd: learn_invariance(
                     encoder, data, lr=lr, weight_decay=wd, lr_i=s.lr_i, epochs=s.epochs, batch_size=s.batch_size,
-                    gradient=gradient, init=s.init, loss=s.loss, device=dev, seed=s.seed), s)
+                    gradient=gradient, init=s.init, loss=s.loss, device=dev, seed=s.seed, chunk_size=s.forward_chunk), s)
                 feats = encode(encoder, data.test[0], fit.i, size=size, batch_size=s.batch_size, device=dev)
                 return fit, score_outputs(predict(fit.head, feats, data), data.test[1], data), head_params(encoder.feature_dim) + space.dim
 
@@ -130,13 +132,15 @@ def run_transfer(
                 fit, metrics = probe(f"q:{q.tolist()}", features(f"i:{q.tolist()}", encoder, q))
                 results[method]["quantised"][f"{bits}bit"] = {"i": space.describe(q), "test": metrics}
         elif method == "probe":
+            if not encoder.conditioned:
+                timed("probe[plain]", lambda: (*probe("plain", features("self", encoder, None)), head_params(encoder.feature_dim)))
             for label, d in descriptors.items():
                 timed(f"probe[{label}]", lambda d=d, label=label: (*probe(label, features(f"i:{d.tolist()}", encoder, d)), head_params(encoder.feature_dim)))
             for name, enc in (plain_encoders or {}).items():
                 timed(f"probe[plain:{name}]", lambda enc=enc, name=name: (*probe(name, features(f"plain:{name}", enc, None)), head_params(enc.feature_dim)))
         elif method == "fusion":
             def fusion_body() -> tuple[FitResult, dict, int]:
-                parts = [features(f"i:{d.tolist()}", encoder, d) for d in descriptors.values()]
+                parts = [features(f"i:{d.tolist()}", encoder, d) for d in descriptors.values()] if encoder.conditioned else [features("self", encoder, None)]
                 parts += [features(f"plain:{n}", e, None) for n, e in (plain_encoders or {}).items()]
                 if len(parts) < 2:
                     raise ValueError("fusion needs at least two feature sets (descriptors or encoders)")
