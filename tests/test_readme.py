@@ -19,3 +19,34 @@ def test_ci_runs_the_readme_commands():
     for command in commands:
         assert command in ci_lines, f"'.ci/run' does not run the README command: {command}"
     assert "pytest" in commands[1]
+
+
+def readme_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_every_readme_cli_command_parses():
+    """Each `amortinv ...` command of the README is valid for the CLI (options and values)."""
+    import shlex
+
+    from amortinv.cli import _normalise_flags, build_parser
+
+    parser = build_parser()
+    commands = []
+    for block in readme_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if "amortinv " in line:
+                commands.append(line[line.index("amortinv ") :].split("&&")[0])
+    assert len(commands) >= 7
+    for command in commands:
+        args = shlex.split(command)[1:]
+        parser.parse_args(_normalise_flags(args))
+
+
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocks = readme_blocks("python")
+    assert len(blocks) >= 3
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})

@@ -71,7 +71,7 @@ def test_forward_mode_gives_the_same_learning_as_backprop(tiny_npz):
         torch.set_default_dtype(torch.float32)
     assert [v for h in a.history for v in h["i"]] == pytest.approx([v for h in b.history for v in h["i"]], abs=1e-6)
     assert a.history[-1]["i"] != [0.5, 0.5]
-    assert torch.allclose(a.head.weight, b.head.weight, atol=1e-6)
+    assert torch.allclose(a.head[-1].weight, b.head[-1].weight, atol=1e-6)
 
 
 def test_selection_never_looks_at_the_test_split():

@@ -178,8 +178,10 @@ def bound_command(
         feats = encode(enc, task.train[0], i, size=size)
         fit = fit_probe(feats, encode(enc, task.val[0], i, size=size), task, epochs=epochs, seed=seed)
         with torch.no_grad():
+            fit.head.eval()
             err = float((fit.head(feats).argmax(1) != task.train[1]).float().mean())
-        result = bounds_for_run(feats, fit.head.weight.detach(), err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
+            standardised = fit.head[0](feats)  # the features the linear layer sees
+        result = bounds_for_run(standardised, fit.head[-1].weight.detach(), err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
         result["descriptor"] = None if i is None else i.tolist()
     print(f"amortised invariance bound: {result['amortised']['bound']:.4f} | linear readout bound: {result['linear_readout']['bound']:.4f}")
     if out:

@@ -89,6 +89,7 @@ def transfer_command(
     lr_i: float = 0.01,
     epochs: int = 10,
     probe_epochs: int = 30,
+    warm_start_epochs: int = 10,
     batch_size: int = 256,
     loss: str = "mse",
     train_limit: int | None = None,
@@ -117,6 +118,7 @@ def transfer_command(
         lr_i: learning rate of the descriptor i.
         epochs: epochs of invariance learning and fine-tuning.
         probe_epochs: epochs of linear probes on cached features.
+        warm_start_epochs: epochs of head-only fitting on cached features at the initial i before learning i.
         batch_size: batch size.
         loss: regression loss: mse or l1 (on standardised targets).
         train_limit: use a seeded random subset of this many training images.
@@ -138,7 +140,7 @@ def transfer_command(
         run = [m for m in run if m not in ("ai", "ai_forward")]
     stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
     settings = TransferSettings(lrs=_floats(lrs), weight_decays=_floats(weight_decays), lr_i=lr_i, epochs=epochs,
-                                probe_epochs=probe_epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
+                                probe_epochs=probe_epochs, warm_start_epochs=warm_start_epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
                                 finetune_budget=finetune_budget, device=dev, seed=seed)
     tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
                         train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed)

@@ -59,13 +59,13 @@ def finetune(
     size = size or tuple(data.train[0].shape[-2:])
     x_train, y_train = data.train
 
-    def batch_step(head: nn.Linear, idx: torch.Tensor) -> float:
+    def batch_step(head: nn.Sequential, idx: torch.Tensor) -> float:
         x = prepare_batch(model, x_train[idx], size, device)
         loss_value = task_loss(head(model(x, i_dev)), y_train[idx].to(device), data, loss)
         loss_value.backward()
         return float(loss_value.detach())
 
-    def val_scores(head: nn.Linear) -> float:
+    def val_scores(head: nn.Sequential) -> float:
         model.eval()
         feats = encode(model, data.val[0], i_dev, size=size, batch_size=batch_size, device=device)
         for part in parts:

@@ -44,7 +44,7 @@ __all__ = [
 class FitResult:
     """The selected model: head, descriptor (None for plain probes), epoch and validation score."""
 
-    head: nn.Linear
+    head: nn.Sequential
     i: torch.Tensor | None
     best_epoch: int
     val_score: float
@@ -61,10 +61,13 @@ def task_loss(out: torch.Tensor, y: torch.Tensor, data: TaskData, loss: str = "m
     return F.mse_loss(out, target) if loss == "mse" else F.l1_loss(out, target)
 
 
-def predict(head: nn.Linear, feats: torch.Tensor, data: TaskData) -> torch.Tensor:
+def predict(head: nn.Sequential, feats: torch.Tensor, data: TaskData) -> torch.Tensor:
     """Head outputs on the task's scale: logits, or de-standardised regression predictions."""
+    was_training = head.training
+    linear = head[-1]
     with torch.no_grad():
-        out = head(feats.to(head.weight.device, head.weight.dtype)).float().cpu()
+        out = head.eval()(feats.to(linear.weight.device, linear.weight.dtype)).float().cpu()
+    head.train(was_training)
     return out if data.task == "classification" else data.standardiser.inverse(out)
 
 
@@ -109,7 +112,7 @@ def _adam_cosine(params: list, lr: float, weight_decay: float, total: int) -> tu
 
 
 def train_loop(
-    data: TaskData, head: nn.Linear, param_groups: list[tuple[list, float, float]], batch_step: Callable,
+    data: TaskData, head: nn.Sequential, param_groups: list[tuple[list, float, float]], batch_step: Callable,
     val_scores: Callable, *, epochs: int, batch_size: int, seed: int, i: torch.Tensor | None = None,
     on_best: Callable[[], None] | None = None, time_budget_s: float | None = None,
 ) -> FitResult:
@@ -152,15 +155,19 @@ def train_loop(
     return best
 
 
-def new_head(feat_dim: int, data: TaskData, device: torch.device, seed: int) -> nn.Linear:
+def new_head(feat_dim: int, data: TaskData, device: torch.device, seed: int) -> nn.Sequential:
+    """A linear head behind a parameter-free BatchNorm (feature standardisation, as in MoCo-v3's
+    linear probe): features of different encoders and descriptors differ in scale by orders of
+    magnitude, and one learning-rate grid should fit them all. It adds no trainable parameter."""
     torch.manual_seed(seed)
-    return nn.Linear(feat_dim, data.num_outputs).to(device)
+    return nn.Sequential(nn.BatchNorm1d(feat_dim, affine=False), nn.Linear(feat_dim, data.num_outputs)).to(device)
 
 
 def learn_invariance(
     encoder: Encoder, data: TaskData, *, lr: float = 1e-3, weight_decay: float = 1e-4, lr_i: float = 0.01,
     epochs: int = 10, batch_size: int = 256, gradient: str = "backprop", init: float = 0.5, loss: str = "mse",
     size: tuple[int, int] | None = None, device: str | torch.device = "cpu", seed: int = 0, chunk_size: int = 64,
+    warm_start_epochs: int = 0,
 ) -> FitResult:
     """Jointly learn a linear head and ``i`` on a frozen conditioned encoder; see the module docstring.
 
@@ -168,6 +175,8 @@ def learn_invariance(
         encoder: a conditioned encoder (Hyper-ResNet or Prompt-ViT).
         data: the task (uint8 images and targets, train / val / test).
         gradient: ``backprop`` or ``forward`` (forward-mode, no stored activations).
+        warm_start_epochs: first fit the head alone for this many epochs on cached features at the
+            initial ``i`` (cheap: one feature pass), then learn head and ``i`` jointly.
         chunk_size: with ``forward``, the dual passes run on chunks of this many images; only the
             chunks' features and tangents are kept, so the gradient is the same for any chunk size
             and the peak memory follows the chunk, not the batch.
@@ -188,7 +197,7 @@ def learn_invariance(
     dtype = next(encoder.parameters()).dtype
     i = torch.full((encoder.invariance_dim,), float(init), device=device, dtype=dtype, requires_grad=True)
 
-    def batch_step(head: nn.Linear, idx: torch.Tensor) -> float:
+    def batch_step(head: nn.Sequential, idx: torch.Tensor) -> float:
         x = prepare_batch(encoder, x_train[idx], size, device)
         y = y_train[idx].to(device)
         if gradient == "backprop":
@@ -204,11 +213,15 @@ def learn_invariance(
             i.grad = torch.einsum("bd,kbd->k", feats.grad, tangents)
         return float(loss_value.detach())
 
-    def val_scores(head: nn.Linear) -> float:
+    def val_scores(head: nn.Sequential) -> float:
         feats = encode(encoder, data.val[0], i.detach(), size=size, batch_size=batch_size, device=device)
         return primary_score(score_outputs(predict(head, feats, data), data.val[1], data))
 
     head = new_head(encoder.feature_dim, data, device, seed)
+    if warm_start_epochs > 0:
+        cached = [encode(encoder, split[0], i.detach(), size=size, batch_size=batch_size, device=device) for split in (data.train, data.val)]
+        head = fit_probe(*cached, data, lr=lr, weight_decay=weight_decay, epochs=warm_start_epochs, batch_size=batch_size,
+                         loss=loss, device=device, seed=seed).head.train()
     groups = [(list(head.parameters()), lr, weight_decay), ([i], lr_i, 0.0)]
     return train_loop(data, head, groups, batch_step, val_scores, epochs=epochs, batch_size=batch_size, seed=seed, i=i)
 
@@ -224,12 +237,12 @@ def fit_probe(
         raise ValueError("cached features do not match the task's train / val splits")
     train_feats = train_feats.to(device)
 
-    def batch_step(head: nn.Linear, idx: torch.Tensor) -> float:
+    def batch_step(head: nn.Sequential, idx: torch.Tensor) -> float:
         loss_value = task_loss(head(train_feats[idx]), y_train[idx].to(device), data, loss)
         loss_value.backward()
         return float(loss_value.detach())
 
-    def val_scores(head: nn.Linear) -> float:
+    def val_scores(head: nn.Sequential) -> float:
         return primary_score(score_outputs(predict(head, val_feats, data), data.val[1], data))
 
     head = new_head(train_feats.shape[1], data, device, seed)

@@ -49,6 +49,7 @@ class TransferSettings:
     loss: str = "mse"
     init: float = 0.5
     forward_chunk: int = 64
+    warm_start_epochs: int = 10
     finetune_stages: Sequence[int] = ()
     finetune_budget: str | None = None
     quantise_bits: Sequence[int] = (1, 2, 3)
@@ -120,7 +121,8 @@ def run_transfer(
             def body(gradient: str = "backprop" if method == "ai" else "forward") -> tuple[FitResult, dict, int]:
                 fit = _select(lambda lr, wd: learn_invariance(
                     encoder, data, lr=lr, weight_decay=wd, lr_i=s.lr_i, epochs=s.epochs, batch_size=s.batch_size,
-                    gradient=gradient, init=s.init, loss=s.loss, device=dev, seed=s.seed, chunk_size=s.forward_chunk), s)
+                    gradient=gradient, init=s.init, loss=s.loss, device=dev, seed=s.seed, chunk_size=s.forward_chunk,
+                    warm_start_epochs=s.warm_start_epochs), s)
                 feats = encode(encoder, data.test[0], fit.i, size=size, batch_size=s.batch_size, device=dev)
                 return fit, score_outputs(predict(fit.head, feats, data), data.test[1], data), head_params(encoder.feature_dim) + space.dim
 
