@@ -69,9 +69,10 @@ def test_two_ranks_match_one_process(tmp_path):
             assert torch.allclose(torch.from_numpy(g), p.grad, atol=1e-6), rank
 
 
-def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path):
+@pytest.mark.parametrize("extra", [["--method", "simclr"], ["--method", "mocov2", "--queue-size", "32", "--sync-batchnorm", "true"]])
+def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "amortinv.cli", "pretrain", "--data", "npz", "--data-root", str(tiny_npz),
+    cmd = [sys.executable, "-m", "amortinv.cli", "pretrain", *extra, "--data", "npz", "--data-root", str(tiny_npz),
            "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "8", "--max-steps", "3",
            "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
            "--knn-eval", "false", "--progress", "false", "--out", str(out)]
@@ -82,3 +83,8 @@ def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path):
 
     result = json.loads((out / "result.json").read_text())
     assert result["devices"] == 2 and result["global_batch"] == 16 and result["steps"] == 3
+    if "mocov2" in extra:  # each step, the keys of both ranks (2 x 8) entered the drawn queue of 32 slots
+        state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        space = InvarianceSpace.from_name("groups2")
+        counts = torch.bincount(torch.tensor([space.sample_index(t, seed=0) for t in range(3)]), minlength=3)
+        assert state["queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]

@@ -126,3 +126,13 @@ def test_different_seed_changes_the_run(tiny_npz, tmp_path):
     run_pretrain(small_cfg(tiny_npz, tmp_path / "b", epochs=1, max_steps=2, seed=4))
     a, b = load_encoder(tmp_path / "a").state_dict(), load_encoder(tmp_path / "b").state_dict()
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_accumulation_tensorboard_and_knn_monitor(tiny_npz, tmp_path):
+    out = tmp_path / "acc"
+    cfg = small_cfg(tiny_npz, out, method="simclr", epochs=2, accumulate=2, logger="tensorboard", knn_every=1, knn_bank=64)
+    result = run_pretrain(cfg)
+    assert result["steps"] == 6 and result["global_batch"] == 32  # 12 batches, 2 per optimiser step
+    assert list((out / "logs").glob("launch0/events.out.tfevents.*"))
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "val/knn_top1" in header

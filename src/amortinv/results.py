@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
@@ -31,6 +32,14 @@ def peak_memory_mb(device: str | torch.device = "cpu") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def _release_free_memory() -> None:
+    """Give freed heap memory back to the OS (glibc), so an RSS delta measures what comes next."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -41,7 +50,9 @@ class MemoryMeter:
 
     CUDA: ``max_memory_allocated`` above the allocation at entry. CPU: the peak of this
     process's resident set size (sampled every ``interval`` seconds by a thread) above its value
-    at entry: the "peak RSS delta".
+    at entry: the "peak RSS delta". Freed heap memory is first returned to the OS (glibc's
+    ``malloc_trim``); memory that earlier work keeps cached can still hide part of the delta, so
+    compare methods measured in fresh processes (as ``benchmarks/transfer_cost.py`` does).
     """
 
     def __init__(self, device: str | torch.device = "cpu", interval: float = 0.005) -> None:
@@ -54,6 +65,7 @@ class MemoryMeter:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start = torch.cuda.memory_allocated(self.device) / 2**20
         else:
+            _release_free_memory()
             self._start = self._peak = _rss_mb()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()

@@ -29,6 +29,8 @@ def radar_plot(scores: dict[str, dict[str, float]], out: Path, title: str = "Inv
         ax.plot(angles + angles[:1], v + v[:1], style, linewidth=1.8, label=label, marker="o", markersize=3)
         ax.fill(angles + angles[:1], v + v[:1], alpha=0.08)
     ax.set_xticks(angles, [t.replace("_", " ") for t in transforms], fontsize=8)
+    ax.tick_params(axis="x", pad=10)
+    ax.set_rlabel_position(180 / max(1, len(transforms)))
     ax.set_ylim(0, 1)
     ax.set_title(title, fontsize=10, pad=18)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize=8)
