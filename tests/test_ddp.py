@@ -69,7 +69,7 @@ def test_two_ranks_match_one_process(tmp_path):
             assert torch.allclose(torch.from_numpy(g), p.grad, atol=1e-6), rank
 
 
-@pytest.mark.parametrize("extra", [["--method", "simclr"], ["--method", "mocov2", "--queue-size", "32", "--sync-batchnorm", "true"]])
+@pytest.mark.parametrize("extra", [["--method", "simclr"], ["--method", "mocov2", "--queue-size", "32"]])
 def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "amortinv.cli", "pretrain", *extra, "--data", "npz", "--data-root", str(tiny_npz),
