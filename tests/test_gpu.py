@@ -47,3 +47,25 @@ def test_pretrain_on_gpu_bf16(tiny_npz, tmp_path, method):
     result = run_pretrain(cfg)
     assert result["steps"] == 3 and "cuda" not in result["device"].lower() or result["peak_memory_mb"] > 0
     assert json.loads((tmp_path / method / "result.json").read_text())["final_loss"] > 0
+
+
+def test_forward_mode_gradient_matches_backprop_on_gpu():
+    from amortinv.transfer.learn import features_and_tangents
+
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.25).cuda().eval()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(8, 3, 32, 32, device="cuda")
+    i = torch.tensor([0.3, 0.6], device="cuda", requires_grad=True)
+    w = torch.randn(8, enc.feature_dim, device="cuda")
+    (enc(x, i) * w).sum().backward()
+    _, tangents = features_and_tangents(enc, x, i.detach())
+    assert torch.allclose(torch.einsum("bd,kbd->k", w, tangents), i.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_demo_quick_on_gpu(tmp_path):
+    from amortinv.demo import run_demo
+
+    result = run_demo(out=str(tmp_path / "demo"), quick=True, device="cuda")
+    assert result["device"] == "cuda" and set(result["learned_i"]) == {"shape", "orientation", "position", "colour"}
