@@ -101,12 +101,5 @@ class HyperConv2d(nn.Module):
             raise ValueError("HyperConv2d needs the block embedding of an invariance descriptor")
         return F.conv2d(x, self.weight(z), stride=self.stride, padding=self.padding)
 
-    def to_conv(self, z: torch.Tensor) -> PlainConv2d:
-        """A plain conv holding the kernel generated from z (for ``materialise``)."""
-        conv = PlainConv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding)
-        with torch.no_grad():
-            conv.weight.copy_(self.weight(z))
-        return conv.to(self.out.weight.device)
-
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
