@@ -45,7 +45,7 @@ def test_pretrain_on_gpu_bf16(tiny_npz, tmp_path, method):
                          queue_size=64, pred_hidden=32, accelerator="gpu", devices=1, precision="bf16-mixed",
                          knn_bank=64, progress=False, out=str(tmp_path / method))
     result = run_pretrain(cfg)
-    assert result["steps"] == 3 and "cuda" not in result["device"].lower() or result["peak_memory_mb"] > 0
+    assert result["steps"] == 3 and result["device"] != "cpu" and result["peak_memory_mb"] > 0
     assert json.loads((tmp_path / method / "result.json").read_text())["final_loss"] > 0
 
 

@@ -14,28 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from amortinv.spaces import InvarianceSpace
+from amortinv.spaces import load_space
 
-__all__ = ["main", "build_parser", "load_space"]
-
-
-def load_space(spec: str) -> InvarianceSpace:
-    """A built-in space name, or a YAML/JSON file holding a space config (see ``InvarianceSpace.from_config``)."""
-    path = Path(spec).expanduser()
-    if path.suffix in (".yaml", ".yml", ".json"):
-        if not path.is_file():
-            raise FileNotFoundError(f"invariance space file not found: {path}")
-        try:
-            cfg = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path} is not valid YAML/JSON: {err}") from err
-        if not isinstance(cfg, dict):
-            raise ValueError(f"{path} must hold a mapping with 'factors'")
-        return InvarianceSpace.from_config(cfg)
-    return InvarianceSpace.from_name(spec)
+__all__ = ["main", "build_parser"]
 
 
 def preview(

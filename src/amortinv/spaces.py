@@ -14,11 +14,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-__all__ = ["InvarianceSpace", "quantise", "parse_descriptors", "BUILTIN_SPACES"]
+__all__ = ["InvarianceSpace", "load_space", "quantise", "parse_descriptors", "BUILTIN_SPACES"]
 
 _SEED_STRIDE = 1_000_003  # a prime: (seed, step) pairs map to distinct generator seeds
 
@@ -190,6 +192,22 @@ class InvarianceSpace:
         vals = ",".join(f"{v:g}" for v in t.tolist())
         on = [f for f, v in zip(self.factors, t.tolist()) if v >= 0.5]
         return f"[{vals}] {'+'.join(on) if on else 'none'}"
+
+
+def load_space(spec: str) -> InvarianceSpace:
+    """A built-in space name, or a YAML/JSON file holding a space config (see ``InvarianceSpace.from_config``)."""
+    path = Path(spec).expanduser()
+    if path.suffix in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"invariance space file not found: {path}")
+        try:
+            cfg = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML/JSON: {err}") from err
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{path} must hold a mapping with 'factors'")
+        return InvarianceSpace.from_config(cfg)
+    return InvarianceSpace.from_name(spec)
 
 
 def quantise(i: torch.Tensor, bits: int) -> torch.Tensor:

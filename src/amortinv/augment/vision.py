@@ -144,8 +144,7 @@ class VisionAugment(nn.Module):
                 f"invariance space '{space.name}' uses ops the vision engine does not know: {unknown}; "
                 f"vision ops are {list(OP_ORDER)}"
             )
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.mean, self.std = tuple(mean), tuple(std)
         self._ops = nn.ModuleDict({name: _build_op(name, self.size, recipe) for name in OP_ORDER})
 
     def active_ops(self, descriptor: torch.Tensor | Sequence[float]) -> tuple[str, ...]:
@@ -170,11 +169,13 @@ class VisionAugment(nn.Module):
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std on a float batch in [0, 1]."""
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return normalise(x, self.mean, self.std)
 
     def denormalise(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of ``normalise``, clamped to [0, 1] (for display)."""
-        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+        m = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x * s + m).clamp(0, 1)
 
     def forward(
         self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]

@@ -40,8 +40,8 @@ def check_descriptor(i: Any, k: int, ref: torch.Tensor | None = None) -> torch.T
 class Encoder(nn.Module):
     """Base class: an image encoder, optionally conditioned on a K-dim invariance descriptor.
 
-    Subclasses implement ``forward(x, i=None)`` returning features (B, feature_dim), and
-    ``config`` (the name and keyword arguments that rebuild them with ``build_encoder``).
+    Subclasses implement ``forward(x, i=None)`` returning features (B, feature_dim), ``config``
+    (the name and keyword arguments that rebuild them with ``build_encoder``) and ``stages()``.
     """
 
     def __init__(self, invariance_dim: int = 0) -> None:
@@ -60,6 +60,10 @@ class Encoder(nn.Module):
     @property
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def stages(self) -> list[nn.Module]:
+        """The encoder's consecutive stages, last one last (for stage-wise fine-tuning)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define stages(); fine-tune it whole (stages=0)")
 
     @property
     def in_channels(self) -> int:

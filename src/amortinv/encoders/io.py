@@ -18,7 +18,7 @@ from amortinv.encoders.base import Encoder
 from amortinv.encoders.registry import build_encoder
 from amortinv.encoders.vit import VisionTransformer
 
-__all__ = ["save_encoder", "load_encoder", "encoder_paths", "read_state_dict", "load_pretrained_vit"]
+__all__ = ["save_encoder", "load_encoder", "encoder_paths", "read_encoder_config", "read_state_dict", "load_pretrained_vit"]
 
 FORMAT = "amortinv-encoder/1"
 

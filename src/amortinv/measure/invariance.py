@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from amortinv.augment import normalise, resize_center
-from amortinv.encoders.base import Encoder
+from amortinv.encoders.base import Encoder, check_descriptor
 from amortinv.measure.transforms import GRIDS, IDENTITY, apply_transform
 
 __all__ = ["ledoit_wolf", "mahalanobis", "features_of", "measure_invariance", "invariance_path", "invariance_grid"]
@@ -66,8 +66,6 @@ def _check_descriptor(encoder: Encoder, d: Any) -> torch.Tensor | None:
         if encoder.conditioned:
             raise ValueError("a conditioned encoder needs descriptors to measure")
         return None
-    from amortinv.encoders.base import check_descriptor
-
     return check_descriptor(d, encoder.invariance_dim) if encoder.conditioned else None
 
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from amortinv.data import build_dataset
 from amortinv.encoders import build_encoder, save_encoder
 from amortinv.results import peak_memory_mb, write_json
-from amortinv.spaces import InvarianceSpace, parse_descriptors
+from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer
 
@@ -232,8 +232,6 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
 
     Rank 0 writes the run folder; other ranks return an empty dict.
     """
-    from amortinv.cli import load_space
-
     _check(cfg)
     space = space or load_space(cfg.space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None

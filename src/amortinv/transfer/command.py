@@ -12,7 +12,7 @@ from amortinv.data import SHAPE_TASKS, build_dataset
 from amortinv.encoders import load_encoder, read_encoder_config
 from amortinv.encoders.base import Encoder
 from amortinv.results import write_json
-from amortinv.spaces import InvarianceSpace
+from amortinv.spaces import InvarianceSpace, load_space
 from amortinv.transfer.data import TaskData, make_task, stack_dataset, subset_indices
 from amortinv.transfer.protocol import TransferSettings, run_transfer
 from amortinv.transfer.tasks import TASKS, derive_task
@@ -24,8 +24,6 @@ OWN_TASKS = ("classification", "regression")
 
 def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
     """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``)."""
-    from amortinv.cli import load_space
-
     encoder = load_encoder(path)
     meta = read_encoder_config(path).get("metadata", {})
     inv_space = load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
