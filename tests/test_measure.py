@@ -10,7 +10,7 @@ from sklearn.covariance import LedoitWolf
 
 from amortinv.encoders import build_encoder
 from amortinv.encoders.base import Encoder
-from amortinv.measure import IDENTITY, TRANSFORMS, apply_transform, invariance_grid, invariance_path, ledoit_wolf, mahalanobis, measure_invariance
+from amortinv.measure import GRIDS, IDENTITY, TRANSFORMS, apply_transform, invariance_grid, invariance_path, ledoit_wolf, mahalanobis, measure_invariance
 from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
 from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
@@ -39,7 +39,7 @@ class MeanColour(Encoder):
 def test_identity_parameter_returns_the_input(name):
     x = torch.rand(3, 3, 24, 24)
     assert torch.allclose(apply_transform(name, x, IDENTITY[name]), x, atol=1e-5)
-    other = next(p for p in __import__("amortinv.measure", fromlist=["GRIDS"]).GRIDS[name] if p != IDENTITY[name])
+    other = next(p for p in GRIDS[name] if p != IDENTITY[name])
     assert not torch.allclose(apply_transform(name, x, other), x, atol=1e-3)
 
 
