@@ -21,7 +21,7 @@ from amortinv.data import build_dataset
 from amortinv.encoders import build_encoder, load_encoder
 from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace
-from amortinv.transfer import TransferSettings, make_task, run_transfer, stack_dataset
+from amortinv.transfer import SearchSettings, TransferSettings, make_task, run_transfer, stack_dataset
 
 METHODS = {"backprop": "ai", "cheap": "ai_forward", "linear_probe": "probe", "finetune_all": "finetune"}
 
@@ -33,8 +33,9 @@ def measure(key: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     train = stack_dataset(build_dataset("cifar10", args.data_root, "train"), args.train, seed=0)
     test = stack_dataset(build_dataset("cifar10", args.data_root, "test"), args.test, seed=0)
     data = make_task("cifar10", "classification", train, test)
-    settings = TransferSettings(lrs=(1e-3,), weight_decays=(1e-4,), epochs=args.epochs, probe_epochs=args.epochs,
-                                batch_size=args.batch, finetune_stages=(0,), device=args.device, forward_chunk=args.chunk)
+    search = SearchSettings(steps=args.steps, batch_size=args.batch, eval_every=args.steps, chunk_size=args.chunk)
+    settings = TransferSettings(search=search, lrs=(1e-3,), weight_decays=(1e-4,), epochs=args.epochs, batch_size=args.batch,
+                                finetune_stages=(0,), quantise_bits=(), device=args.device)
     out = run_transfer(enc, data, space, [METHODS[key]], settings, log=lambda m: None)
     record = out["probe[[1,1] spatial+appearance]"] if key == "linear_probe" else next(iter(out.values()))
     queue.put({"time_s": record["time_s"], "peak_memory_mb": record["peak_memory_mb"],
@@ -49,14 +50,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
+    parser.add_argument("--steps", type=int, default=16, help="descriptor steps of the invariance search")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--chunk", type=int, default=64, help="images per forward-mode pass of the cheap scheme")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "transfer_cost.json"))
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     results: dict[str, object] = {"device": args.device, "encoder": args.encoder or "hyper_resnet18 width 0.5 (random init)",
-                                  "train_images": args.train, "test_images": args.test, "epochs": args.epochs, "batch": args.batch, "cheap_chunk": args.chunk}
+                                  "train_images": args.train, "test_images": args.test, "epochs": args.epochs, "i_steps": args.steps, "batch": args.batch, "cheap_chunk": args.chunk}
     for key in METHODS:
         queue = ctx.Queue()
         proc = ctx.Process(target=measure, args=(key, args, queue))

@@ -92,3 +92,18 @@ def test_parse_descriptors():
         parse_descriptors("1,a", g)
     with pytest.raises(ValueError, match="shape"):
         parse_descriptors("1,0,1", g)
+
+
+def test_ones_share_weights_sampling_statelessly():
+    g = InvarianceSpace.from_name("groups2")
+    w = g.sampling_weights(0.5)
+    assert w.tolist() == pytest.approx([0.25, 0.25, 0.5])  # [1,0], [0,1], [1,1]
+    draws = [g.sample_index(t, seed=3, weights=w) for t in range(4000)]
+    assert abs(draws.count(2) / 4000 - 0.5) < 0.03 and abs(draws.count(0) / 4000 - 0.25) < 0.03
+    assert draws[:50] == [g.sample_index(t, seed=3, weights=w) for t in range(50)]
+    assert g.sampling_weights(None) is None
+    with pytest.raises(ValueError, match="ones_share"):
+        g.sampling_weights(1.0)
+    no_ones = InvarianceSpace("s", ("a", "b"), descriptors=((1, 0), (0, 1)))
+    with pytest.raises(ValueError, match="all-ones"):
+        no_ones.sampling_weights(0.5)

@@ -8,15 +8,16 @@ from amortinv.encoders import build_encoder
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer import (
-    TransferSettings, classification_metrics, derive_task, learn_invariance, make_task, r2_pooled, r2_uniform,
-    regression_metrics, run_transfer,
+    SearchSettings, TransferSettings, classification_metrics, derive_task, make_task, r2_pooled, r2_uniform,
+    regression_metrics, run_transfer, search_invariance,
 )
 
 G = InvarianceSpace.from_name("groups2")
 
 
 class ToyEncoder(Encoder):
-    """Features: [(1 - i0) * left-right contrast, (1 - i1) * noise, ones]. Factor 0 carries the flip signal."""
+    """Features: [left-right contrast buried under a nuisance as i0 -> 1, (1 - i1) * noise, ones].
+    Factor 0 carries the flip signal."""
 
     def __init__(self) -> None:
         super().__init__(invariance_dim=2)
@@ -32,7 +33,8 @@ class ToyEncoder(Encoder):
         w = x.shape[-1]
         contrast = (x[..., : w // 2].mean((1, 2, 3)) - x[..., w // 2 :].mean((1, 2, 3))) * self.scale
         noise = torch.sin(1000 * x.sum((1, 2, 3)))  # a deterministic nuisance
-        return torch.stack([(1 - i[0]) * contrast, (1 - i[1]) * noise * 3, torch.ones_like(contrast)], dim=1)
+        nuisance = torch.sin(1700 * x.sum((1, 2, 3)))
+        return torch.stack([(1 - 0.9 * i[0]) * contrast + i[0] * nuisance, (1 - i[1]) * noise * 3, torch.ones_like(contrast)], dim=1)
 
 
 def flip_data(n_train=400, n_test=100, seed=0):
@@ -44,45 +46,64 @@ def flip_data(n_train=400, n_test=100, seed=0):
     return make_task("flip", "classification", split(n_train), split(n_test), val_fraction=0.25)
 
 
+QUICK = TransferSettings(search=SearchSettings(steps=6, batch_size=64, eval_every=3), lrs=(1e-2,), weight_decays=(0.0,), epochs=2,
+                         batch_size=16, quantise_bits=(1, 2))
+
+
 def test_learned_i_moves_to_the_needed_corner_and_stays_in_range():
     data = flip_data()
-    fit = learn_invariance(ToyEncoder(), data, lr=0.05, weight_decay=0.0, lr_i=0.05, epochs=15, batch_size=50)
-    traj = [h["i"] for h in fit.history]
-    assert all(0 <= v <= 1 for step in traj for v in step)
-    final = traj[-1]
-    assert final[0] < 0.2, f"the flip factor must become sensitive, got {final}"
-    assert final[1] > final[0] + 0.3, f"the nuisance factor should not, got {final}"
-    assert fit.val_score > 0.9
+    settings = TransferSettings(search=SearchSettings(steps=20, lr_i=0.1, batch_size=100, eval_every=5), init="0.5", quantise_bits=())
+    res = run_transfer(ToyEncoder(), data, G, ["ai", "probe"], settings, log=lambda m: None)
+    ai = res["ai"]
+    assert all(0 <= v <= 1 for p in ai["path"] for v in p["i"])
+    assert ai["i"]["spatial"] < 0.2, f"the flip factor must become sensitive, got {ai['i']}"
+    assert ai["val_score"] > 0.9 and ai["start"] == "0.5 everywhere"
+    assert ai["val_score"] >= max(r["val_score"] for k, r in res.items() if k.startswith("probe["))
 
 
-def test_forward_mode_gives_the_same_learning_as_backprop(tiny_npz):
+def test_learned_i_never_scores_below_the_best_fixed_descriptor_on_validation(tiny_npz):
     from amortinv.data import build_dataset
     from amortinv.transfer import stack_dataset
+
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625)
+    tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
+    data = make_task("tiny", "classification", tr, te)
+    res = run_transfer(enc, data, G, ["ai_forward", "probe"], QUICK, log=lambda m: None)
+    best_fixed = max(r["val_score"] for k, r in res.items() if k.startswith("probe["))
+    ai = res["ai_forward"]
+    assert ai["val_score"] >= best_fixed
+    assert ai["candidates_val"][ai["start"]] == pytest.approx(best_fixed, abs=1e-6)
+    assert [p["step"] for p in ai["path"]] == list(range(7)) and "val_score" in ai["path"][3]
+
+
+def test_forward_mode_gives_the_same_search_as_backprop(tiny_npz):
+    from amortinv.data import build_dataset
+    from amortinv.transfer import encode, fit_probe, stack_dataset
 
     torch.manual_seed(0)
     enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).double()
     tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
     data = make_task("tiny", "classification", tr, te)
-    torch.set_default_dtype(torch.float64)
-    try:
-        a = learn_invariance(enc, data, lr=1e-2, epochs=2, batch_size=16, gradient="backprop")
-        b = learn_invariance(enc, data, lr=1e-2, epochs=2, batch_size=16, gradient="forward")
-    finally:
-        torch.set_default_dtype(torch.float32)
-    assert [v for h in a.history for v in h["i"]] == pytest.approx([v for h in b.history for v in h["i"]], abs=1e-6)
-    assert a.history[-1]["i"] != [0.5, 0.5]
-    assert torch.allclose(a.head[-1].weight, b.head[-1].weight, atol=1e-6)
+    probe_at = lambda i: fit_probe(encode(enc, data.train[0], i, size=(16, 16)), encode(enc, data.val[0], i, size=(16, 16)), data)  # noqa: E731
+    runs = [search_invariance(enc, data, torch.tensor([0.5, 0.5]), probe_at,
+                              settings=SearchSettings(steps=4, batch_size=32, eval_every=2, gradient=g, chunk_size=10))
+            for g in ("backprop", "forward")]
+    paths = [[v for p in r.path for v in p["i"]] for r in runs]
+    assert paths[0] == pytest.approx(paths[1], abs=1e-6)
+    assert runs[0].path[-1]["i"] != [0.5, 0.5]
 
 
 def test_selection_never_looks_at_the_test_split():
     clean = flip_data()
     poisoned = flip_data()
     poisoned.test = (poisoned.test[0], 1 - poisoned.test[1])  # the test labels are now all wrong
-    settings = TransferSettings(lrs=(0.01, 0.1), weight_decays=(0.0,), epochs=4, probe_epochs=4, batch_size=50, quantise_bits=(1,))
+    settings = TransferSettings(search=SearchSettings(steps=4, batch_size=50, eval_every=2), quantise_bits=(1,))
     r1 = run_transfer(ToyEncoder(), clean, G, ["ai", "probe"], settings, log=lambda m: None)
     r2 = run_transfer(ToyEncoder(), poisoned, G, ["ai", "probe"], settings, log=lambda m: None)
     for method in r1:
         assert r1[method]["selected"] == r2[method]["selected"] and r1[method]["val_score"] == r2[method]["val_score"]
+    assert r1["ai"]["i"] == r2["ai"]["i"] and r1["ai"]["quantised"]["1bit"]["best_on_val"]["i"] == r2["ai"]["quantised"]["1bit"]["best_on_val"]["i"]
     assert r1["ai"]["test"]["top1"] == pytest.approx(1 - r2["ai"]["test"]["top1"])
 
 
@@ -113,8 +134,9 @@ def test_protocol_baselines_quantisation_and_costs(tiny_npz):
     images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
     test_images = stack_dataset(build_dataset("npz", tiny_npz, "test"))[0]
     data = make_task("rotation", "regression", derive_task("rotation", images), derive_task("rotation", test_images, seed=1))
-    settings = TransferSettings(lrs=(1e-2,), weight_decays=(0.0,), epochs=2, probe_epochs=3, batch_size=16,
-                                finetune_stages=(1, 0), finetune_budget="ai")
+    from dataclasses import replace
+
+    settings = replace(QUICK, finetune_stages=(1, 0), finetune_budget="ai")
     res = run_transfer(enc, data, G, ["ai_forward", "probe", "fusion", "finetune"], settings, plain_encoders={"plain": plain}, log=lambda m: None)
     expected = {"ai_forward", "probe[[1,1] spatial+appearance]", "probe[[1,0] spatial]", "probe[[0,1] appearance]",
                 "probe[plain:plain]", "fusion", "finetune_1_budget", "finetune_all_budget"}
@@ -125,10 +147,13 @@ def test_protocol_baselines_quantisation_and_costs(tiny_npz):
     ai = res["ai_forward"]
     assert set(ai["i"]) == {"spatial", "appearance"} and all(0 <= v <= 1 for v in ai["i"].values())
     assert ai["trainable_params"] == 2 * (enc.feature_dim + 1) + 2
+    assert set(ai["quantised"]) == {"1bit", "2bit"}
     for bits, q in ai["quantised"].items():
         levels = 2 ** int(bits[0]) - 1
-        assert all(abs(v * levels - round(v * levels)) < 1e-4 for v in q["i"].values())
-        assert q["i"] == G.describe(quantise(torch.tensor(list(ai["i"].values())), int(bits[0])))
+        for row in q.values():
+            assert all(abs(v * levels - round(v * levels)) < 1e-4 for v in row["i"].values())
+        assert q["rounded"]["i"] == G.describe(quantise(torch.tensor(list(ai["i"].values())), int(bits[0])))
+        assert q["best_on_val"]["val_score"] >= q["rounded"]["val_score"]
     assert res["finetune_all_budget"]["trainable_params"] > res["finetune_1_budget"]["trainable_params"] > ai["trainable_params"]
     assert res["fusion"]["trainable_params"] == 2 * (3 * enc.feature_dim + plain.feature_dim + 1)
 
@@ -148,7 +173,7 @@ def test_bad_inputs_are_clear():
     with pytest.raises(ValueError, match=r"shape \(5,\)"):
         run_transfer(wrong_k, data, G, ["ai"], TransferSettings(epochs=1), log=lambda m: None)
     with pytest.raises(ValueError, match="conditioned encoder"):
-        learn_invariance(build_encoder("resnet18", cifar_stem=True, width=0.0625), data)
+        search_invariance(build_encoder("resnet18", cifar_stem=True, width=0.0625), data, torch.ones(2), lambda i: None)
     with pytest.raises(ValueError, match="unknown derived task"):
         derive_task("zoom", x)
 
@@ -166,8 +191,8 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path):
           "--knn-eval", "false", "--progress", "false", "--out", str(run)])
     out = tmp_path / "transfer"
     main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "classification,rotation",
-          "--methods", "ai,ai_forward", "--baselines", "probe", "--lrs", "0.01", "--weight-decays", "0", "--epochs", "1",
-          "--probe-epochs", "2", "--batch-size", "16", "--device", "cpu", "--out", str(out)])
+          "--methods", "ai,ai_forward", "--baselines", "probe", "--i-steps", "2", "--eval-every", "1", "--i-batch-size", "32",
+          "--batch-size", "16", "--device", "cpu", "--out", str(out)])
     result = json.loads((out / "result.json").read_text())
     assert set(result["tasks"]) == {"npz:classification", "rotation"}
     cls = result["tasks"]["npz:classification"]["methods"]

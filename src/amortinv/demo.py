@@ -27,6 +27,7 @@ from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace
 from amortinv.transfer.command import build_tasks
 from amortinv.transfer.data import stack_dataset
+from amortinv.transfer.learn import SearchSettings
 from amortinv.transfer.protocol import TransferSettings, run_transfer
 
 __all__ = ["DemoProfile", "PROFILES", "run_demo", "results_table"]
@@ -41,17 +42,17 @@ class DemoProfile:
     width: float
     train_images: int
     test_images: int
-    transfer_epochs: int
-    probe_epochs: int
+    i_steps: int
+    eval_every: int
     measure_images: int
     transforms: str
 
 
 PROFILES = {
     "full": DemoProfile(pretrain_steps=700, batch_size=128, width=0.125, train_images=4000, test_images=1000,
-                        transfer_epochs=6, probe_epochs=25, measure_images=300, transforms="all"),
+                        i_steps=30, eval_every=10, measure_images=300, transforms="all"),
     "quick": DemoProfile(pretrain_steps=25, batch_size=64, width=0.0625, train_images=400, test_images=200,
-                         transfer_epochs=2, probe_epochs=5, measure_images=40, transforms="hflip,rotation,translation,grayscale,hue,brightness"),
+                         i_steps=4, eval_every=2, measure_images=40, transforms="hflip,rotation,translation,grayscale,hue,brightness"),
 }
 
 
@@ -111,8 +112,8 @@ def run_demo(
     names = list(SHAPE_TASKS) if data == "shapes" else ["classification", "rotation", "colour"]
     print(f"[2/4] transfer to {', '.join(names)}")
     tasks = build_tasks(names, data, data_root, image_size=None, train_limit=p.train_images, test_limit=p.test_images, val_fraction=0.15, seed=seed)
-    settings = TransferSettings(lrs=(3e-3,), weight_decays=(0.0, 1e-4), epochs=p.transfer_epochs, probe_epochs=p.probe_epochs,
-                                batch_size=128, lr_i=0.05, device=dev, seed=seed)
+    search = SearchSettings(steps=p.i_steps, eval_every=p.eval_every)
+    settings = TransferSettings(search=search, batch_size=128, device=dev, seed=seed)
     transfer: dict[str, dict] = {}
     for task in tqdm(tasks, desc="transfer", unit="task"):
         transfer[task.name] = {

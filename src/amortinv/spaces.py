@@ -144,17 +144,33 @@ class InvarianceSpace:
             )
         return torch.tensor(rows, dtype=torch.float32)
 
-    def sample_index(self, step: int, seed: int = 0) -> int:
-        """Index of the training descriptor drawn at global ``step`` (uniform, stateless)."""
+    def sampling_weights(self, ones_share: float | None = None) -> torch.Tensor | None:
+        """Probabilities (|I|,) that give the all-ones descriptor ``ones_share`` of the steps and
+        split the rest evenly; None (uniform) when ``ones_share`` is None."""
+        if ones_share is None:
+            return None
+        if not 0 < ones_share < 1:
+            raise ValueError(f"ones_share must lie in (0, 1), got {ones_share}")
+        rows = self.training_descriptors()
+        is_ones = (rows == 1).all(dim=1)
+        if not is_ones.any() or len(rows) < 2:
+            raise ValueError(f"invariance space '{self.name}': ones_share needs the all-ones descriptor and another in the training set")
+        return torch.where(is_ones, ones_share, (1 - ones_share) / (len(rows) - 1))
+
+    def sample_index(self, step: int, seed: int = 0, weights: torch.Tensor | None = None) -> int:
+        """Index of the training descriptor drawn at global ``step`` (stateless; uniform, or by
+        ``weights`` from ``sampling_weights``)."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         gen = torch.Generator().manual_seed(int(seed) * _SEED_STRIDE + int(step))
+        if weights is not None:
+            return int(torch.multinomial(weights, 1, generator=gen).item())
         n = len(self.training_descriptors())
         return int(torch.randint(n, (1,), generator=gen).item())
 
-    def sample(self, step: int, seed: int = 0) -> torch.Tensor:
+    def sample(self, step: int, seed: int = 0, weights: torch.Tensor | None = None) -> torch.Tensor:
         """The training descriptor (K,) drawn at global ``step``; identical on every rank."""
-        return self.training_descriptors()[self.sample_index(step, seed)]
+        return self.training_descriptors()[self.sample_index(step, seed, weights)]
 
     def validate(self, i: Any, *, binary: bool = False) -> torch.Tensor:
         """Check a descriptor and return it as a float32 tensor of shape (K,).

@@ -65,6 +65,11 @@ class Encoder(nn.Module):
         """The encoder's consecutive stages, last one last (for stage-wise fine-tuning)."""
         raise NotImplementedError(f"{type(self).__name__} does not define stages(); fine-tune it whole (stages=0)")
 
+    def kernel_step_gains(self, descriptors: torch.Tensor) -> list[tuple[nn.Parameter, float]]:
+        """Learning-rate gains for generated kernels' output layers, averaged over ``descriptors``
+        (n, K); see ``HyperConv2d.kernel_step_gain``. Encoders without generated kernels: none."""
+        return []
+
     @property
     def in_channels(self) -> int:
         return int(self.arch["in_channels"])  # type: ignore[attr-defined]

@@ -95,6 +95,18 @@ class HyperConv2d(nn.Module):
         """The generated kernel (O, I, k, k) for one block embedding z of shape (embed_dim,)."""
         return self.out(F.relu(self.hidden(z))).view(self.shape)
 
+    def kernel_step_gain(self, zs: torch.Tensor) -> float:
+        """``1 / (1 + mean ||h(z)||_1)`` over block embeddings zs (n, embed_dim).
+
+        Under Adam every entry of ``B`` and of each basis kernel ``A_j`` moves by about the
+        learning rate per step, so the generated kernel ``W = B + sum_j h_j A_j`` moves by up to
+        ``lr * (1 + sum_j |h_j|)``: this gain scales the output layer's learning rate so that
+        ``W`` takes a plain conv's step.
+        """
+        with torch.no_grad():
+            h = F.relu(self.hidden(zs))
+        return float(1.0 / (1.0 + h.abs().sum(dim=1).mean()))
+
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """Convolve x (B, I, H, W) with the kernel generated from z (embed_dim,)."""
         if z is None:

@@ -173,6 +173,20 @@ class ResNet(Encoder):
         """The four residual stages (for stage-wise fine-tuning)."""
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
+    def kernel_step_gains(self, descriptors: torch.Tensor) -> list[tuple[nn.Parameter, float]]:
+        gains = []
+        if not self.invariance_dim:
+            return gains
+        for stage in self.stages():
+            for blk in stage:
+                with torch.no_grad():
+                    zs = blk.embed(descriptors.to(blk.embed.weight))
+                for mod in blk.modules():
+                    if isinstance(mod, HyperConv2d):
+                        g = mod.kernel_step_gain(zs)
+                        gains += [(mod.out.weight, g), (mod.out.bias, g)]
+        return gains
+
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(F.relu(self.bn1(self.conv1(x))))
 

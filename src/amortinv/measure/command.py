@@ -130,7 +130,6 @@ def bound_command(
     data_root: str | None = None,
     descriptor: str | None = None,
     train_limit: int | None = 5000,
-    epochs: int = 30,
     out: str | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -151,13 +150,12 @@ def bound_command(
         data_root: local folder of the dataset.
         descriptor: the learned descriptor, e.g. "0.3,0.9" (quantised with `bits`).
         train_limit: training images used (a seeded subset).
-        epochs: probe epochs.
         out: write the result as JSON here.
         seed: seed of the subset and the probe.
     """
     from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
     from amortinv.transfer.data import encode, make_task
-    from amortinv.transfer.learn import fit_probe
+    from amortinv.transfer.probe import fit_probe
 
     if encoder is None:
         missing = [name for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm)) if v is None]
@@ -176,12 +174,10 @@ def bound_command(
         task = make_task(data, "classification", train, train, val_fraction=0.1, seed=seed)
         size = tuple(train[0].shape[-2:])
         feats = encode(enc, task.train[0], i, size=size)
-        fit = fit_probe(feats, encode(enc, task.val[0], i, size=size), task, epochs=epochs, seed=seed)
-        with torch.no_grad():
-            fit.head.eval()
-            err = float((fit.head(feats).argmax(1) != task.train[1]).float().mean())
-            standardised = fit.head[0](feats)  # the features the linear layer sees
-        result = bounds_for_run(standardised, fit.head[-1].weight.detach(), err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
+        head = fit_probe(feats, encode(enc, task.val[0], i, size=size), task).head
+        err = float((head(feats).argmax(1) != task.train[1]).float().mean())
+        standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
+        result = bounds_for_run(standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
         result["descriptor"] = None if i is None else i.tolist()
     print(f"amortised invariance bound: {result['amortised']['bound']:.4f} | linear readout bound: {result['linear_readout']['bound']:.4f}")
     if out:

@@ -53,6 +53,9 @@ class ContrastivePretrainer(L.LightningModule):
         temperature: contrastive temperature.
         proj_hidden, proj_dim, proj_layers: projection head sizes.
         per_descriptor_heads: one head (and predictor) per training descriptor instead of a shared one.
+        hyper_lr: learning-rate gain of the generated kernels' output layers: a number, or "auto"
+            (``Encoder.kernel_step_gains``: each generated kernel takes a plain conv's step).
+        ones_share: share of the steps drawn at the all-ones descriptor (None: uniform).
         seed: seeds descriptor sampling and augmentation.
     """
 
@@ -72,6 +75,8 @@ class ContrastivePretrainer(L.LightningModule):
         proj_dim: int = 128,
         proj_layers: int = 2,
         per_descriptor_heads: bool = False,
+        hyper_lr: float | str = 1.0,
+        ones_share: float | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -86,6 +91,9 @@ class ContrastivePretrainer(L.LightningModule):
                 raise ValueError("a plain encoder needs a fixed_descriptor (it cannot be conditioned on i)")
             self.fixed = None
         self.register_buffer("descriptors", space.training_descriptors(), persistent=False)
+        self.sampling_weights = space.sampling_weights(ones_share) if fixed_descriptor is None else None
+        if not (hyper_lr == "auto" or (isinstance(hyper_lr, (int, float)) and hyper_lr > 0)):
+            raise ValueError(f"hyper_lr must be a positive number or 'auto', got {hyper_lr!r}")
         self.num_heads = 1 if fixed_descriptor is not None else len(self.descriptors)
         self.projector = DescriptorHeads(self._projector_factory(), self.num_heads, per_descriptor_heads)
 
@@ -98,7 +106,7 @@ class ContrastivePretrainer(L.LightningModule):
         """(index, descriptor (K,)) for the current global step; index 0 for a fixed descriptor."""
         if self.fixed is not None:
             return 0, self.fixed
-        idx = self.space.sample_index(self.global_step, self.hparams.seed)
+        idx = self.space.sample_index(self.global_step, self.hparams.seed, self.sampling_weights)
         return idx, self.descriptors[idx]
 
     def encoder_input(self, d: torch.Tensor) -> torch.Tensor | None:
@@ -131,9 +139,16 @@ class ContrastivePretrainer(L.LightningModule):
         """The modules the optimiser trains."""
         return nn.ModuleList([self.encoder, self.projector])
 
+    def kernel_lr_gains(self) -> list[tuple[nn.Parameter, float]]:
+        """Per-parameter learning-rate gains of the generated kernels (see ``hyper_lr``)."""
+        h = self.hparams
+        if h.hyper_lr == "auto":
+            return self.encoder.kernel_step_gains(self.descriptors if self.fixed is None else self.fixed[None])
+        return [(p, float(h.hyper_lr)) for p, _ in self.encoder.kernel_step_gains(self.descriptors)] if h.hyper_lr != 1 else []
+
     def configure_optimizers(self) -> dict:
         h = self.hparams
-        opt = build_optimizer(h.optimizer, self.online_modules(), h.lr, h.weight_decay)
+        opt = build_optimizer(h.optimizer, self.online_modules(), h.lr, h.weight_decay, self.kernel_lr_gains())
         total = max(1, int(self.trainer.estimated_stepping_batches))
         per_epoch = max(1, int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches)
         warmup = min(total - 1, int(h.warmup_epochs * per_epoch))

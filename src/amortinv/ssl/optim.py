@@ -43,29 +43,35 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with decay, and biases / norm parameters (1-D) without it."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, lr_gains: list[tuple[nn.Parameter, float]] | None = None) -> list[dict]:
+    """Weights with decay and biases / norm parameters (1-D) without it; a parameter given a
+    gain in ``lr_gains`` goes into a group of its own whose ``lr_gain`` scales the learning rate."""
+    gain_of = {id(p): g for p, g in (lr_gains or [])}
+    groups: dict[tuple[bool, float], list] = {}
     for _, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+            groups.setdefault((p.ndim <= 1, gain_of.get(id(p), 1.0)), []).append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+        {"params": ps, "weight_decay": 0.0 if flat else weight_decay, "lars_exclude": flat, "lr_gain": gain}
+        for (flat, gain), ps in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
     ]
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """``adamw`` (decoupled weight decay, fused when supported), ``sgd`` (momentum 0.9) or ``lars``."""
-    groups = param_groups(model, weight_decay)
-    if name == "adamw":
+def build_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float, lr_gains: list[tuple[nn.Parameter, float]] | None = None
+) -> torch.optim.Optimizer:
+    """``adamw`` (decoupled weight decay, fused when supported), ``sgd`` (momentum 0.9) or ``lars``;
+    each group's learning rate is ``lr * lr_gain`` (see ``param_groups``)."""
+    groups = param_groups(model, weight_decay, lr_gains)
+    for g in groups:
+        g["lr"] = lr * g["lr_gain"]
+    if name in ("adamw", "sgd"):
         for g in groups:
             g.pop("lars_exclude", None)
+    if name == "adamw":
         fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=fused)
     if name == "sgd":
-        for g in groups:
-            g.pop("lars_exclude", None)
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "lars":
         return LARS(groups, lr=lr, weight_decay=weight_decay)

@@ -56,6 +56,8 @@ class PretrainConfig:
         proj_dim: projection output size.
         proj_layers: projection head layers (default: 2, MoCo-v3 3).
         per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
+        hyper_lr: learning-rate gain of the hypernetworks' output layers: a number, or auto (each generated kernel takes a plain conv's step).
+        ones_share: share of the steps at the all-ones descriptor (default: uniform over the training descriptors).
         momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
         queue_size: MoCo-v2 queue length per descriptor.
         pred_hidden: MoCo-v3 predictor hidden width.
@@ -99,6 +101,8 @@ class PretrainConfig:
     proj_dim: int = 128
     proj_layers: int | None = None
     per_descriptor_heads: bool = False
+    hyper_lr: float | str = 1.0
+    ones_share: float | None = None
     momentum: float | None = None
     queue_size: int = 4096
     pred_hidden: int = 512
@@ -203,7 +207,7 @@ def _build_module(cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float
         image_size=image_size, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
         weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
         proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
-        per_descriptor_heads=cfg.per_descriptor_heads, seed=cfg.seed,
+        per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed,
     )
     if cfg.method in ("mocov2", "mocov3"):
         kwargs["momentum"] = opts["momentum"]
@@ -280,7 +284,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         return {}
     steps_run = trainer.global_step - start_step
     counts = torch.bincount(
-        torch.tensor([space.sample_index(t, cfg.seed) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
+        torch.tensor([space.sample_index(t, cfg.seed, module.sampling_weights) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
     result: dict[str, Any] = {

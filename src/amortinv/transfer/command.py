@@ -14,12 +14,14 @@ from amortinv.encoders.base import Encoder
 from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace, load_space
 from amortinv.transfer.data import TaskData, make_task, stack_dataset, subset_indices
+from amortinv.transfer.learn import SearchSettings
 from amortinv.transfer.protocol import TransferSettings, run_transfer
 from amortinv.transfer.tasks import TASKS, derive_task
 
 __all__ = ["load_encoder_and_space", "build_tasks", "transfer_command"]
 
 OWN_TASKS = ("classification", "regression")
+_DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
 
 
 def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
@@ -80,16 +82,19 @@ def transfer_command(
     baselines: str = "probe",
     space: str | None = None,
     plain_encoders: str = "",
+    lams: str = ",".join(f"{v:g}" for v in _DEFAULTS.lams),
+    init: str = _DEFAULTS.init,
+    i_steps: int = _SEARCH.steps,
+    lr_i: float = _SEARCH.lr_i,
+    i_batch_size: int = _SEARCH.batch_size,
+    eval_every: int = _SEARCH.eval_every,
     finetune_stages: str = "1,all",
     finetune_budget: str | None = None,
-    lrs: str = "1e-3,1e-2",
-    weight_decays: str = "0,1e-4",
-    lr_i: float = 0.01,
-    epochs: int = 10,
-    probe_epochs: int = 30,
-    warm_start_epochs: int = 10,
-    batch_size: int = 256,
-    loss: str = "mse",
+    lrs: str = ",".join(f"{v:g}" for v in _DEFAULTS.lrs),
+    weight_decays: str = ",".join(f"{v:g}" for v in _DEFAULTS.weight_decays),
+    epochs: int = _DEFAULTS.epochs,
+    batch_size: int = _DEFAULTS.batch_size,
+    loss: str = _DEFAULTS.loss,
     train_limit: int | None = None,
     test_limit: int | None = None,
     val_fraction: float = 0.1,
@@ -109,16 +114,19 @@ def transfer_command(
         baselines: comma-separated: probe (fixed-i and plain linear probes), fusion, finetune.
         space: invariance space (default: the one saved with the encoder).
         plain_encoders: comma-separated saved plain encoders to probe (and fuse) as baselines.
+        lams: regularisation grid of the convex linear probes (chosen on the validation split).
+        init: start of the descriptor search: best (the best training descriptor or all ones, by validation) or a number in [0, 1] for every factor.
+        i_steps: gradient steps on the descriptor.
+        lr_i: learning rate (Adam) of the descriptor.
+        i_batch_size: training images per descriptor step (the ridge leave-one-out objective's minibatch).
+        eval_every: fit a probe along the descriptor's path every this many steps (selection on validation).
         finetune_stages: stages to fine-tune for the finetune baseline: numbers 1-4 and/or all.
         finetune_budget: "ai" limits fine-tuning to the invariance learner's wall time.
-        lrs: head learning rates searched on the validation split.
-        weight_decays: head weight decays searched on the validation split.
-        lr_i: learning rate of the descriptor i.
-        epochs: epochs of invariance learning and fine-tuning.
-        probe_epochs: epochs of linear probes on cached features.
-        warm_start_epochs: epochs of head-only fitting on cached features at the initial i before learning i.
-        batch_size: batch size.
-        loss: regression loss: mse or l1 (on standardised targets).
+        lrs: fine-tuning learning rates searched on the validation split.
+        weight_decays: fine-tuning weight decays searched on the validation split.
+        epochs: fine-tuning epochs.
+        batch_size: batch size of feature extraction and fine-tuning.
+        loss: fine-tuning regression loss: mse or l1 (on standardised targets); probes solve ridge (mse).
         train_limit: use a seeded random subset of this many training images.
         test_limit: use a seeded random subset of this many test images.
         val_fraction: fraction of the training data held out for selection.
@@ -137,8 +145,15 @@ def transfer_command(
     if not enc.conditioned:
         run = [m for m in run if m not in ("ai", "ai_forward")]
     stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
-    settings = TransferSettings(lrs=_floats(lrs), weight_decays=_floats(weight_decays), lr_i=lr_i, epochs=epochs,
-                                probe_epochs=probe_epochs, warm_start_epochs=warm_start_epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
+    if init != "best":
+        try:
+            if not 0 <= float(init) <= 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"init must be 'best' or a number in [0, 1], got '{init}'") from None
+    search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
+    settings = TransferSettings(lams=_floats(lams), search=search, init=init, lrs=_floats(lrs), weight_decays=_floats(weight_decays),
+                                epochs=epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
                                 finetune_budget=finetune_budget, device=dev, seed=seed)
     tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
                         train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed)
@@ -148,8 +163,10 @@ def transfer_command(
         "space": inv_space.to_config() if inv_space else None,
         "data": data,
         "device": dev,
-        "settings": {k: v for k, v in vars(settings).items() if k != "extra"},
-        "selection": "hyper-parameters and epoch chosen on a validation split carved from train; the selected model is kept (no refit)",
+        "settings": {**vars(settings), "search": vars(settings.search)},
+        "selection": ("probes: regularisation chosen on a validation split carved from train; learned i: started at the best candidate "
+                      "descriptor, descended the ridge leave-one-out error on train, point of the path chosen on validation; "
+                      "fine-tuning: lr, weight decay and epoch chosen on validation; the selected model is kept (no refit); test used once"),
         "tasks": {},
     }
     learned: dict[str, dict[str, float]] = {}

@@ -2,18 +2,22 @@
 
 Methods (names used in ``result.json``):
 
-- ``ai``: learned ``i`` + linear head, backprop gradient; ``ai_forward``: the same with the
-  forward-mode gradient (cheaper memory). Each also reports its quantised ``Q(i*; b)`` for
-  b in {1, 2, 3}: a linear probe refit at the quantised descriptor (paper Table 9).
-- ``probe[<descriptor>]``: linear probe on cached features at a fixed descriptor (all ones and
-  each training descriptor); ``probe[plain]`` when the encoder itself is plain; and
-  ``probe[plain:<name>]`` for each extra plain encoder.
-- ``fusion``: linear probe on the concatenated features of all the probed descriptors/encoders.
+- ``ai``: the learned ``i`` (``amortinv.transfer.learn``: start at the best candidate descriptor,
+  descend the ridge leave-one-out error, select on validation) with a convex probe at it,
+  backprop gradient; ``ai_forward``: the same with the forward-mode gradient (less memory).
+  Each also reports, for b in ``quantise_bits``, the probe at ``Q(i*; b)`` (rounding, paper
+  Table 9) and at the best b-bit descriptor among the grid points around ``i*`` by validation
+  (rounding a coordinate near a midpoint is arbitrary).
+- ``probe[<descriptor>]``: convex linear probe (``amortinv.transfer.probe``) on cached features
+  at a fixed descriptor (all ones and each training descriptor); ``probe[plain]`` when the
+  encoder itself is plain; and ``probe[plain:<name>]`` for each extra plain encoder.
+- ``fusion``: the probe on the concatenated features of all the probed descriptors/encoders.
 - ``finetune_<n>`` / ``finetune_all``: fine-tuning the last n stages or all; with
   ``budget="ai"`` limited to the invariance learner's wall time (the paper's FT-*).
 
-For every method: the selected hyper-parameters and epoch, the test metrics, the wall time
-(grid search included), the peak memory (``MemoryMeter``) and the trainable parameters.
+Every probe's regularisation is chosen on validation from ``lams``. For every method: the
+selection, the test metrics, the wall time, the peak memory (``MemoryMeter``) and the trainable
+parameters.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -31,54 +34,47 @@ from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.data import TaskData, encode
 from amortinv.transfer.finetune import finetune
-from amortinv.transfer.learn import FitResult, fit_probe, learn_invariance, predict, score_outputs
+from amortinv.transfer.learn import SearchSettings, search_invariance
+from amortinv.transfer.probe import LAMBDAS, ProbeFit, fit_probe, predict, score_outputs
 
-__all__ = ["TransferSettings", "run_transfer"]
+__all__ = ["TransferSettings", "run_transfer", "quantised_neighbours"]
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass
 class TransferSettings:
-    """Options of the protocol (grids are searched on the validation split)."""
+    """Options of the protocol: probe grid, descriptor search, fine-tuning grid (all selected on validation)."""
 
+    lams: Sequence[float] = LAMBDAS
+    search: SearchSettings = field(default_factory=SearchSettings)
+    init: str = "best"
     lrs: Sequence[float] = (1e-3, 1e-2)
     weight_decays: Sequence[float] = (0.0, 1e-4)
-    lr_i: float = 0.01
     epochs: int = 10
-    probe_epochs: int = 30
     batch_size: int = 256
     loss: str = "mse"
-    init: float = 0.5
-    forward_chunk: int = 64
-    warm_start_epochs: int = 10
     finetune_stages: Sequence[int] = ()
     finetune_budget: str | None = None
     quantise_bits: Sequence[int] = (1, 2, 3)
     device: str = "cpu"
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _select(fit: Callable[[float, float], FitResult], s: TransferSettings) -> FitResult:
-    best = None
-    for lr, wd in itertools.product(s.lrs, s.weight_decays):
-        result = fit(lr, wd)
-        if best is None or result.val_score > best.val_score:
-            best = result
-    return best
+def quantised_neighbours(i: torch.Tensor, bits: int, max_points: int = 16) -> list[torch.Tensor]:
+    """The b-bit grid points around ``i`` (floor or ceil per coordinate), at most ``max_points``
+    (the nearest ones); ``Q(i; b)`` (rounding) is always among them."""
+    levels = 2**bits - 1
+    lo, hi = (i * levels).floor() / levels, (i * levels).ceil() / levels
+    points = {tuple(torch.where(torch.tensor(c, dtype=torch.bool), hi, lo).tolist()) for c in itertools.product((0, 1), repeat=len(i))}
+    ranked = sorted(points, key=lambda p: float((torch.tensor(p) - i).norm()))[:max_points]
+    rounded = tuple(quantise(i, bits).tolist())
+    return [torch.tensor(p) for p in ([rounded] + [p for p in ranked if p != rounded])[:max_points]]
 
 
-def _record(result: FitResult, test_metrics: dict, seconds: float, memory: float, params: int, space: InvarianceSpace | None) -> dict:
-    out = {
-        "test": test_metrics,
-        "val_score": round(result.val_score, 6),
-        "selected": {"lr": result.lr, "weight_decay": result.weight_decay, "epoch": result.best_epoch},
-        "time_s": round(seconds, 2),
-        "peak_memory_mb": round(memory, 1),
-        "trainable_params": params,
-    }
-    if result.i is not None and space is not None:
-        out["i"] = space.describe(result.i.cpu())
-    return out
+def _record(fit: ProbeFit, test_metrics: dict, seconds: float, memory: float, params: int) -> dict:
+    return {"test": test_metrics, "val_score": round(fit.val_score, 6), "selected": {"lam": fit.lam},
+            "time_s": round(seconds, 2), "peak_memory_mb": round(memory, 1), "trainable_params": params}
 
 
 def run_transfer(
@@ -95,85 +91,103 @@ def run_transfer(
     size = tuple(data.train[0].shape[-2:])
     head_params = lambda dim: dim * data.num_outputs + data.num_outputs  # noqa: E731
     results: dict[str, dict] = {}
-    cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    cache: dict[tuple[str, str], torch.Tensor] = {}
+    encoders = {"self": encoder, **{f"plain:{n}": e for n, e in (plain_encoders or {}).items()}}
 
-    def features(key: str, enc: Encoder, i: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if key not in cache:
-            cache[key] = tuple(encode(enc, x, i, size=size, batch_size=s.batch_size, device=dev) for x in (data.train[0], data.val[0], data.test[0]))
-        return cache[key]
+    def features(key: str, split: str, i: torch.Tensor | None = None) -> torch.Tensor:
+        """Features of one split, for an encoder key ('self', 'plain:<name>') at descriptor ``i``."""
+        ckey = (f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}", split)
+        if ckey not in cache:
+            cache[ckey] = encode(encoders[key], getattr(data, split)[0], i, size=size, batch_size=s.batch_size, device=dev)
+        return cache[ckey]
 
-    def probe(key: str, feats: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[FitResult, dict]:
-        fit = _select(lambda lr, wd: fit_probe(feats[0], feats[1], data, lr=lr, weight_decay=wd, epochs=s.probe_epochs,
-                                               batch_size=s.batch_size, loss=s.loss, device=dev, seed=s.seed), s)
-        return fit, score_outputs(predict(fit.head, feats[2], data), data.test[1], data)
+    def probe_at(key: str, i: torch.Tensor | None) -> ProbeFit:
+        return fit_probe(features(key, "train", i), features(key, "val", i), data, s.lams)
 
-    def timed(name: str, body: Callable[[], tuple[FitResult, dict, int]]) -> None:
+    def test_of(fit: ProbeFit, key: str, i: torch.Tensor | None) -> dict:
+        return score_outputs(predict(fit.head, features(key, "test", i), data), data.test[1], data)
+
+    def timed(name: str, body: Callable[[], tuple[ProbeFit, dict, int, dict]]) -> None:
         log(f"[{data.name}] {name} ...")
         start = time.perf_counter()
         with MemoryMeter(dev) as meter:
-            fit, metrics, params = body()
-        results[name] = _record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params, space)
-        log(f"[{data.name}] {name}: test {metrics} ({results[name]['time_s']} s)")
+            fit, metrics, params, extra = body()
+        results[name] = {**_record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params), **extra}
+        log(f"[{data.name}] {name}: test " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({results[name]['time_s']} s)")
 
-    descriptors = {space.label(d): d for d in [torch.ones(space.dim), *space.training_descriptors()]} if encoder.conditioned else {}
+    candidates = {space.label(d): d for d in [torch.ones(space.dim), *space.training_descriptors()]} if encoder.conditioned else {}
+
+    def learn(gradient: str) -> tuple[ProbeFit, dict, int, dict]:
+        fits = {label: probe_at("self", d) for label, d in candidates.items()}
+        if s.init == "best":
+            label = max(fits, key=lambda k: fits[k].val_score)
+            start, start_fit = candidates[label], fits[label]
+        else:
+            label, start, start_fit = f"{s.init} everywhere", torch.full((space.dim,), float(s.init)), None
+        found = search_invariance(encoder, data, start, lambda i: probe_at("self", i), settings=replace(s.search, gradient=gradient),
+                                  device=dev, seed=s.seed, start_probe=start_fit)
+        extra = {"i": space.describe(found.i), "start": label, "selected_step": found.selected_step, "path": found.path,
+                 "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()}}
+        extra["quantised"] = {f"{b}bit": quantised_rows(found.i, b) for b in s.quantise_bits}
+        return found.probe, test_of(found.probe, "self", found.i), head_params(encoder.feature_dim) + space.dim, extra
+
+    def quantised_rows(i: torch.Tensor, bits: int) -> dict:
+        points = quantised_neighbours(i, bits)
+        fits = [probe_at("self", q) for q in points]
+        best = max(range(len(points)), key=lambda k: fits[k].val_score)
+        row = lambda k: {"i": space.describe(points[k]), "val_score": round(fits[k].val_score, 6), "test": test_of(fits[k], "self", points[k])}  # noqa: E731
+        return {"rounded": row(0), "best_on_val": row(best)}
+
+    def fixed(key: str, i: torch.Tensor | None) -> Callable[[], tuple[ProbeFit, dict, int, dict]]:
+        return lambda: (fit := probe_at(key, i), test_of(fit, key, i), head_params(encoders[key].feature_dim), {})
+
     for method in methods:
         if method in ("ai", "ai_forward"):
-            def body(gradient: str = "backprop" if method == "ai" else "forward") -> tuple[FitResult, dict, int]:
-                fit = _select(lambda lr, wd: learn_invariance(
-                    encoder, data, lr=lr, weight_decay=wd, lr_i=s.lr_i, epochs=s.epochs, batch_size=s.batch_size,
-                    gradient=gradient, init=s.init, loss=s.loss, device=dev, seed=s.seed, chunk_size=s.forward_chunk,
-                    warm_start_epochs=s.warm_start_epochs), s)
-                feats = encode(encoder, data.test[0], fit.i, size=size, batch_size=s.batch_size, device=dev)
-                return fit, score_outputs(predict(fit.head, feats, data), data.test[1], data), head_params(encoder.feature_dim) + space.dim
-
-            timed(method, body)
-            learned = torch.tensor(list(results[method]["i"].values()))
-            results[method]["quantised"] = {}
-            for bits in s.quantise_bits:
-                q = quantise(learned, bits)
-                fit, metrics = probe(f"q:{q.tolist()}", features(f"i:{q.tolist()}", encoder, q))
-                results[method]["quantised"][f"{bits}bit"] = {"i": space.describe(q), "test": metrics}
+            timed(method, lambda m=method: learn("backprop" if m == "ai" else "forward"))
         elif method == "probe":
             if not encoder.conditioned:
-                timed("probe[plain]", lambda: (*probe("plain", features("self", encoder, None)), head_params(encoder.feature_dim)))
-            for label, d in descriptors.items():
-                timed(f"probe[{label}]", lambda d=d, label=label: (*probe(label, features(f"i:{d.tolist()}", encoder, d)), head_params(encoder.feature_dim)))
-            for name, enc in (plain_encoders or {}).items():
-                timed(f"probe[plain:{name}]", lambda enc=enc, name=name: (*probe(name, features(f"plain:{name}", enc, None)), head_params(enc.feature_dim)))
+                timed("probe[plain]", fixed("self", None))
+            for label, d in candidates.items():
+                timed(f"probe[{label}]", fixed("self", d))
+            for name in plain_encoders or {}:
+                timed(f"probe[plain:{name}]", fixed(f"plain:{name}", None))
         elif method == "fusion":
-            def fusion_body() -> tuple[FitResult, dict, int]:
-                parts = [features(f"i:{d.tolist()}", encoder, d) for d in descriptors.values()] if encoder.conditioned else [features("self", encoder, None)]
-                parts += [features(f"plain:{n}", e, None) for n, e in (plain_encoders or {}).items()]
-                if len(parts) < 2:
-                    raise ValueError("fusion needs at least two feature sets (descriptors or encoders)")
-                fused = tuple(torch.cat([p[k] for p in parts], dim=1) for k in range(3))
-                fit, metrics = probe("fusion", fused)
-                return fit, metrics, head_params(fused[0].shape[1])
-
-            timed("fusion", fusion_body)
+            timed("fusion", lambda: _fusion(data, s, [("self", d) for d in candidates.values()] or [("self", None)],
+                                            [f"plain:{n}" for n in plain_encoders or {}], features, head_params))
         elif method == "finetune":
-            budget = None
-            if s.finetune_budget == "ai":
-                budget = next((results[m]["time_s"] for m in ("ai", "ai_forward") if m in results), None)
-            for n in s.finetune_stages:
-                name = f"finetune_{'all' if n == 0 else n}" + ("_budget" if budget else "")
-
-                def ft_body(n: int = n) -> tuple[FitResult, dict, int]:
-                    best_model = {}
-
-                    def fit_one(lr: float, wd: float) -> FitResult:
-                        fit, model = finetune(encoder, data, stages=n, lr=lr, weight_decay=wd, epochs=s.epochs,
-                                              batch_size=s.batch_size, loss=s.loss, time_budget_s=budget, device=dev, seed=s.seed)
-                        best_model[id(fit)] = model
-                        return fit
-
-                    fit = _select(fit_one, s)
-                    model = best_model[id(fit)]
-                    feats = encode(model, data.test[0], fit.i, size=size, batch_size=s.batch_size, device=dev)
-                    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + head_params(model.feature_dim)
-                    return fit, score_outputs(predict(fit.head, feats, data), data.test[1], data), trainable
-
-                timed(name, ft_body)
+            _finetunes(encoder, data, s, results, timed, size, dev, head_params)
         else:
             raise ValueError(f"unknown transfer method '{method}'; choose from ai, ai_forward, probe, fusion, finetune")
     return results
+
+
+def _fusion(data: TaskData, s: TransferSettings, own: list, plains: list[str], features: Callable, head_params: Callable) -> tuple:
+    parts = own + [(key, None) for key in plains]
+    if len(parts) < 2:
+        raise ValueError("fusion needs at least two feature sets (descriptors or encoders)")
+    fused = {split: torch.cat([features(key, split, i) for key, i in parts], dim=1) for split in SPLITS}
+    fit = fit_probe(fused["train"], fused["val"], data, s.lams)
+    return fit, score_outputs(predict(fit.head, fused["test"], data), data.test[1], data), head_params(fused["train"].shape[1]), {}
+
+
+def _finetunes(encoder: Encoder, data: TaskData, s: TransferSettings, results: dict, timed: Callable, size: tuple, dev: torch.device,
+               head_params: Callable) -> None:
+    budget = None
+    if s.finetune_budget == "ai":
+        budget = next((results[m]["time_s"] for m in ("ai", "ai_forward") if m in results), None)
+    for n in s.finetune_stages:
+        def body(n: int = n) -> tuple:
+            fit, model = None, None
+            for lr, wd in itertools.product(s.lrs, s.weight_decays):  # keep only the best model in memory
+                run = finetune(encoder, data, stages=n, lr=lr, weight_decay=wd, epochs=s.epochs, batch_size=s.batch_size, loss=s.loss,
+                               time_budget_s=budget, device=dev, seed=s.seed)
+                if fit is None or run[0].val_score > fit.val_score:
+                    fit, model = run
+            feats = encode(model, data.test[0], None if not model.conditioned else torch.ones(model.invariance_dim), size=size,
+                           batch_size=s.batch_size, device=dev)
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + head_params(model.feature_dim)
+            record = ProbeFit(fit.head, 0.0, fit.val_score)
+            extra = {"selected": {"lr": fit.lr, "weight_decay": fit.weight_decay, "epoch": fit.best_epoch}}
+            return record, score_outputs(predict(fit.head, feats, data), data.test[1], data), trainable, extra
+
+        timed(f"finetune_{'all' if n == 0 else n}" + ("_budget" if budget else ""), body)
