@@ -99,6 +99,12 @@ def demo(
     run_demo(data=data, data_root=data_root, out=out, quick=quick, device=device, seed=seed)
 
 
+def fewshot(**kwargs: object) -> None:
+    from amortinv.fewshot.command import fewshot_command
+
+    fewshot_command(**kwargs)
+
+
 def measure(**kwargs: object) -> None:
     from amortinv.measure.command import measure_command
 
@@ -121,11 +127,13 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 
 COMMANDS: dict[str, Callable[..., object]] = {
-    "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "measure": measure, "bound": bound,
+    "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "fewshot": fewshot, "measure": measure,
+    "bound": bound,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
     "pretrain": _lazy("amortinv.ssl.pretrain", "PretrainConfig"),
     "transfer": _lazy("amortinv.transfer.command", "transfer_command"),
+    "fewshot": _lazy("amortinv.fewshot.command", "fewshot_command"),
     "measure": _lazy("amortinv.measure.command", "measure_command"),
     "bound": _lazy("amortinv.measure.command", "bound_command"),
 }

@@ -41,7 +41,10 @@ from amortinv.encoders.base import Encoder
 from amortinv.transfer.data import TaskData, prepare_batch
 from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
 
-__all__ = ["InvarianceFit", "SearchSettings", "search_invariance", "features_and_tangents", "objective_targets", "descriptor_gradient"]
+__all__ = [
+    "InvarianceFit", "SearchSettings", "DescriptorParameter", "search_invariance", "features_and_tangents", "encode_with_tangents",
+    "objective_targets", "descriptor_gradient",
+]
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,25 @@ class InvarianceFit:
     path: list[dict] = field(default_factory=list)
 
 
+class DescriptorParameter:
+    """A descriptor in [0, 1]^K learned by Adam, projected (clamped) onto the box after each step."""
+
+    def __init__(self, start: torch.Tensor, lr: float) -> None:
+        self.value = start.detach().clone().clamp(0, 1).requires_grad_(True)
+        self.opt = torch.optim.Adam([self.value], lr=lr)
+
+    def step(self, grad: torch.Tensor) -> None:
+        """One Adam step along ``-grad`` (K,), then the projection."""
+        self.opt.zero_grad(set_to_none=True)
+        self.value.grad = grad.to(self.value)
+        self.opt.step()
+        with torch.no_grad():
+            self.value.clamp_(0.0, 1.0)
+
+    def current(self) -> torch.Tensor:
+        return self.value.detach().clone()
+
+
 def features_and_tangents(encoder: Encoder, x: torch.Tensor, i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Features F (B, D) at ``i`` and their derivatives dF/di_k (K, B, D), by K forward-mode passes."""
     tangents = []
@@ -80,6 +102,20 @@ def features_and_tangents(encoder: Encoder, x: torch.Tensor, i: torch.Tensor) ->
                 primal, tangent = fwAD.unpack_dual(encoder(x, fwAD.make_dual(i, direction)))
             tangents.append(tangent)
     return primal, torch.stack(tangents)
+
+
+def encode_with_tangents(
+    encoder: Encoder, images: torch.Tensor, i: torch.Tensor, *, size: tuple[int, int], batch_size: int = 128,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, D) of uint8 images at ``i`` and their Jacobian dF/di (K, N, D), on the CPU in float32."""
+    device = torch.device(device)
+    feats, tangents = [], []
+    for s in range(0, len(images), batch_size):
+        f, t = features_and_tangents(encoder, prepare_batch(encoder, images[s : s + batch_size], size, device), i.to(device))
+        feats.append(f.float().cpu())
+        tangents.append(t.float().cpu())
+    return torch.cat(feats), torch.cat(tangents, dim=1)
 
 
 def objective_targets(data: TaskData, y: torch.Tensor) -> torch.Tensor:
@@ -133,8 +169,8 @@ def search_invariance(
     encoder = encoder.to(device).eval().requires_grad_(False)
     size = tuple(data.train[0].shape[-2:])
     dtype = next(encoder.parameters()).dtype
-    i = start.detach().clone().to(device, dtype).clamp(0, 1).requires_grad_(True)
-    opt = torch.optim.Adam([i], lr=settings.lr_i)
+    param = DescriptorParameter(start.to(device, dtype), settings.lr_i)
+    i = param.value
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = data.train
     n = len(x_all)
@@ -153,11 +189,7 @@ def search_invariance(
             with torch.no_grad():
                 lam = best_ridge_lambda(encoder(x, i.detach()), targets)
         value, grad = descriptor_gradient(encoder, x, i, lambda f: ridge_loo_loss(f, targets, lam), settings.gradient, settings.chunk_size)
-        opt.zero_grad(set_to_none=True)
-        i.grad = grad
-        opt.step()
-        with torch.no_grad():
-            i.clamp_(0.0, 1.0)
+        param.step(grad)
         point = {"step": step, "i": [round(v, 4) for v in i.tolist()], "loo": round(value, 6)}
         if step % settings.eval_every == 0 or step == settings.steps:
             probe = probe_at(i.detach())

@@ -17,8 +17,9 @@ that the invariance search descends (and that few-shot episodes can use on their
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,10 @@ import torch.nn.functional as F
 from amortinv.transfer.data import TaskData
 from amortinv.transfer.metrics import classification_metrics, primary_score, regression_metrics
 
-__all__ = ["LAMBDAS", "LinearHead", "ProbeFit", "fit_linear", "fit_probe", "ridge_loo_loss", "predict", "score_outputs", "best_ridge_lambda"]
+__all__ = [
+    "LAMBDAS", "LinearHead", "ProbeFit", "fit_linear", "fit_probe", "ridge_fit", "ridge_loo_loss", "ridge_gcv_loss", "predict",
+    "score_outputs", "best_ridge_lambda",
+]
 
 LAMBDAS: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
 """The default regularisation grid (per-sample scale, see the module docstring)."""
@@ -71,15 +75,19 @@ def _standardise(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     return (x - mean) / std, mean, std
 
 
-def _ridge(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Closed-form ridge on centred data: weight (D, O), bias (O,)."""
+def ridge_fit(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge with an unpenalised intercept, ``mean ||y - x W - b||^2 + lam ||W||^2``, in closed form.
+
+    x (N, D), y (N, O); returns weight (D, O) and bias (O,). Differentiable; solves the D x D
+    (primal) or, when N < D, the N x N (dual, Woodbury) system.
+    """
     n, d = x.shape
     xm, ym = x.mean(dim=0), y.mean(dim=0)
     xc, yc = x - xm, y - ym
     if n >= d:
-        weight = torch.linalg.solve(xc.T @ xc + n * lam * torch.eye(d, dtype=x.dtype), xc.T @ yc)
-    else:  # dual (Woodbury) form: an n x n system
-        weight = xc.T @ torch.linalg.solve(xc @ xc.T + n * lam * torch.eye(n, dtype=x.dtype), yc)
+        weight = torch.linalg.solve(xc.T @ xc + n * lam * torch.eye(d, dtype=x.dtype, device=x.device), xc.T @ yc)
+    else:
+        weight = xc.T @ torch.linalg.solve(xc @ xc.T + n * lam * torch.eye(n, dtype=x.dtype, device=x.device), yc)
     return weight, ym - xm @ weight
 
 
@@ -117,7 +125,7 @@ def fit_linear(
         with torch.enable_grad():
             weight, bias = _logistic(x, targets.long().cpu(), lam, num_outputs, start, max_iter)
     else:
-        weight, bias = _ridge(x, targets.detach().cpu().double().reshape(len(x), -1), lam)
+        weight, bias = ridge_fit(x, targets.detach().cpu().double().reshape(len(x), -1), lam)
     return LinearHead(mean, std, weight, bias)
 
 
@@ -158,26 +166,52 @@ def fit_probe(train_feats: torch.Tensor, val_feats: torch.Tensor, data: TaskData
     return best
 
 
-def ridge_loo_loss(feats: torch.Tensor, targets: torch.Tensor, lam: float) -> torch.Tensor:
-    """Mean squared leave-one-out error of ridge on (batch-standardised) features, in closed form.
-
-    feats (N, D) may carry gradients (the error is differentiable w.r.t. them); targets (N, O),
-    e.g. one-hot labels or standardised regression targets. With the intercept, the leverage of
-    sample n is ``h_n + 1/N``, and its left-out residual is ``e_n / (1 - h_n - 1/N)``.
-    """
-    n, d = feats.shape
+def _batch_standardise(feats: torch.Tensor) -> torch.Tensor:
     x = feats - feats.mean(dim=0)
-    x = x / (x.pow(2).mean(dim=0) + 1e-12).sqrt()
-    y = targets - targets.mean(dim=0)
-    eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    inv_xt = torch.linalg.solve(x.T @ x + n * lam * eye, x.T)  # (D, N)
-    resid = y - x @ (inv_xt @ y)
-    leverage = (x * inv_xt.T).sum(dim=1) + 1.0 / n
+    return x / (x.pow(2).mean(dim=0) + 1e-12).sqrt()
+
+
+def _ridge_residuals(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """In-sample residuals (N, O) of ``ridge_fit`` and the leverages (N,) (intercept included)."""
+    n, d = x.shape
+    xc, yc = x - x.mean(dim=0), y - y.mean(dim=0)
+    if n >= d:
+        inv_xt = torch.linalg.solve(xc.T @ xc + n * lam * torch.eye(d, dtype=x.dtype, device=x.device), xc.T)  # (D, N)
+        hat_y, leverage = xc @ (inv_xt @ yc), (xc * inv_xt.T).sum(dim=1)
+    else:
+        gram = xc @ xc.T
+        smoother = torch.linalg.solve(gram + n * lam * torch.eye(n, dtype=x.dtype, device=x.device), gram)  # symmetric hat
+        hat_y, leverage = smoother @ yc, smoother.diagonal()
+    return yc - hat_y, leverage + 1.0 / n
+
+
+def ridge_loo_loss(feats: torch.Tensor, targets: torch.Tensor, lam: float, standardise: bool = True) -> torch.Tensor:
+    """Mean squared leave-one-out error of ``ridge_fit``, in closed form.
+
+    feats (N, D) may carry gradients (the error is differentiable w.r.t. them), standardised over
+    the batch unless ``standardise`` is False; targets (N, O), e.g. one-hot labels or standardised
+    regression targets. The left-out residual of sample n is ``e_n / (1 - h_n)``, with ``h_n``
+    its leverage (the intercept's ``1/N`` included).
+    """
+    x = _batch_standardise(feats) if standardise else feats
+    resid, leverage = _ridge_residuals(x, targets, lam)
     return (resid / (1 - leverage).clamp_min(1e-6)[:, None]).pow(2).mean()
 
 
-def best_ridge_lambda(feats: torch.Tensor, targets: torch.Tensor, lams: Sequence[float] = LAMBDAS) -> float:
-    """The ``lam`` of the grid with the smallest leave-one-out error on (feats, targets)."""
+def ridge_gcv_loss(feats: torch.Tensor, targets: torch.Tensor, lam: float, standardise: bool = True) -> torch.Tensor:
+    """Generalised cross-validation (Golub, Heath and Wahba 1979): the leave-one-out error with every
+    leverage replaced by the mean leverage, ``mean(e^2) / (1 - mean(h))^2``. Unlike leave-one-out it
+    stays informative with one example per class (leaving out a class's only example leaves
+    nothing to predict it from)."""
+    x = _batch_standardise(feats) if standardise else feats
+    resid, leverage = _ridge_residuals(x, targets, lam)
+    return resid.pow(2).mean() / (1 - leverage.mean()).clamp_min(1e-6) ** 2
+
+
+def best_ridge_lambda(
+    feats: torch.Tensor, targets: torch.Tensor, lams: Sequence[float] = LAMBDAS, objective: Callable = ridge_loo_loss, **kwargs: Any
+) -> float:
+    """The ``lam`` of the grid with the smallest ``objective`` (leave-one-out error by default) on (feats, targets)."""
     with torch.no_grad():
-        errors = {lam: float(ridge_loo_loss(feats.double(), targets.double(), lam)) for lam in lams}
+        errors = {lam: float(objective(feats.double(), targets.double(), lam, **kwargs)) for lam in lams}
     return min(errors, key=errors.get)
