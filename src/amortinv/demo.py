@@ -4,9 +4,10 @@
    same budget (steps, batch, width);
 2. transfer both to tasks with known, conflicting needs (shapes: shape class, orientation,
    position, colour; other data: classification, rotation, colour), learning ``i`` for the
-   amortised encoder (forward-mode gradient) and linear probes as baselines;
-3. measure invariance at the training descriptors and of the plain encoder;
-4. write ``result.json``, ``table.md``, ``learned_i.png`` and ``radar.png`` in the run folder.
+   amortised encoder (forward-mode gradient) and convex linear probes as baselines;
+3. few-shot episodes (shape classes, 1- and 5-shot) with a per-episode learned ``i``;
+4. measure invariance at the training descriptors and of the plain encoder;
+5. write ``result.json``, ``table.md``, ``learned_i.png`` and ``radar.png`` in the run folder.
 """
 
 from __future__ import annotations
@@ -46,13 +47,15 @@ class DemoProfile:
     eval_every: int
     measure_images: int
     transforms: str
+    episodes: int
 
 
 PROFILES = {
     "full": DemoProfile(pretrain_steps=700, batch_size=128, width=0.125, train_images=4000, test_images=1000,
-                        i_steps=30, eval_every=10, measure_images=300, transforms="all"),
+                        i_steps=30, eval_every=10, measure_images=300, transforms="all", episodes=300),
     "quick": DemoProfile(pretrain_steps=25, batch_size=64, width=0.0625, train_images=400, test_images=200,
-                         i_steps=4, eval_every=2, measure_images=40, transforms="hflip,rotation,translation,grayscale,hue,brightness"),
+                         i_steps=4, eval_every=2, measure_images=40, transforms="hflip,rotation,translation,grayscale,hue,brightness",
+                         episodes=10),
 }
 
 
@@ -66,6 +69,28 @@ def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: 
         accelerator="gpu" if device == "cuda" else "cpu", out=str(out / name), seed=seed,
     )
     return run_pretrain(cfg)
+
+
+def _fewshot(ai_enc: torch.nn.Module, plain_enc: torch.nn.Module, space: InvarianceSpace, data: str, data_root: str | None,
+             p: DemoProfile, dev: str, seed: int) -> dict:
+    from amortinv.fewshot.command import load_pool
+    from amortinv.fewshot.evaluate import FewShotSettings, run_episodes
+
+    images, labels, _ = load_pool(data, data_root, "test", "shape" if data == "shapes" else "classification", p.test_images, seed)
+    settings = FewShotSettings(ways=min(5, int(labels.max()) + 1), shots=(1, 5), queries=10, episodes=p.episodes, heads=("ridge",),
+                               device=dev, seed=seed)
+    return run_episodes(ai_enc, space, images, labels, settings, {"simclr": plain_enc})
+
+
+def fewshot_table(results: dict[str, dict]) -> str:
+    """A Markdown table of few-shot accuracy (mean ± 95% CI): learned i, i = 1, plain SimCLR, and the oracle bound."""
+    lines = ["| episodes | AI-SimCLR, learned i | AI-SimCLR, i = 1 | SimCLR | oracle best fixed i (upper bound) |", "|" + " --- |" * 5]
+    for setting, rec in results.items():
+        acc = rec["accuracy"]
+        ones = next(v for k, v in acc.items() if k.startswith("fixed[[1,1") and k.endswith("/ridge"))
+        cells = [acc["ai_learned"], ones, acc["plain:simclr/ridge"], acc["oracle_best_fixed"]]
+        lines.append(f"| {rec['ways']}-way {rec['shots']}-shot ({rec['episodes']}) | " + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def results_table(tasks: dict[str, dict], factors: tuple[str, ...]) -> str:
@@ -101,7 +126,7 @@ def run_demo(
     out_dir = Path(out)
     space = InvarianceSpace.from_name("groups2")
     start = time.perf_counter()
-    print(f"[1/4] pre-training AI-SimCLR and SimCLR on {data} ({p.pretrain_steps} steps each)")
+    print(f"[1/5] pre-training AI-SimCLR and SimCLR on {data} ({p.pretrain_steps} steps each)")
     pre = {
         "ai_simclr": _pretrain("pretrain_ai_simclr", "hyper_resnet18", None, data, data_root, p, out_dir, dev, seed),
         "simclr": _pretrain("pretrain_simclr", "resnet18", "1,1", data, data_root, p, out_dir, dev, seed),
@@ -110,7 +135,7 @@ def run_demo(
     plain_enc = load_encoder(out_dir / "pretrain_simclr").to(dev).eval()
 
     names = list(SHAPE_TASKS) if data == "shapes" else ["classification", "rotation", "colour"]
-    print(f"[2/4] transfer to {', '.join(names)}")
+    print(f"[2/5] transfer to {', '.join(names)}")
     tasks = build_tasks(names, data, data_root, image_size=None, train_limit=p.train_images, test_limit=p.test_images, val_fraction=0.15, seed=seed)
     search = SearchSettings(steps=p.i_steps, eval_every=p.eval_every)
     settings = TransferSettings(search=search, batch_size=128, device=dev, seed=seed)
@@ -122,7 +147,10 @@ def run_demo(
             "plain": run_transfer(plain_enc, task, None, ["probe"], settings, log=lambda m: None),
         }
 
-    print("[3/4] measuring invariance")
+    print("[3/5] few-shot episodes (learned i per episode)")
+    fewshot = _fewshot(ai_enc, plain_enc, space, data, data_root, p, dev, seed)
+
+    print("[4/5] measuring invariance")
     images, _ = stack_dataset(build_dataset(data, data_root, "test"), 2 * p.measure_images, seed + 1)
     x, ref = images[: p.measure_images], images[p.measure_images :]
     transforms = resolve_transforms(p.transforms)
@@ -130,8 +158,8 @@ def run_demo(
     measured = measure_invariance(ai_enc, x, ds, transforms, ref, labels=[f"AI {space.label(d)}" for d in ds])
     measured["results"].update(measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"])["results"])
 
-    print("[4/4] writing the report")
-    table = results_table(transfer, space.factors)
+    print("[5/5] writing the report")
+    table = results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
     learned = {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()}
     learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({data}, AI-SimCLR)")
     radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
@@ -140,7 +168,7 @@ def run_demo(
     result = {
         "data": data, "profile": "quick" if quick else "full", "device": dev, "space": space.to_config(),
         "pretrain": {k: {key: v.get(key) for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")} for k, v in pre.items()},
-        "transfer": transfer, "learned_i": learned, "invariance": measured, "table_markdown": table,
+        "transfer": transfer, "learned_i": learned, "fewshot": fewshot, "invariance": measured, "table_markdown": table,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     write_json(out_dir / "result.json", result)

@@ -41,7 +41,10 @@ def fewshot_figure(results: dict[str, dict], metric: str, out: Path, title: str)
         learned = rec["learned_i"]
         factors = list(learned["mean"])
         axi = axes[row][1]
-        axi.bar(np.arange(len(factors)), [learned["mean"][f] for f in factors], yerr=[learned["std"][f] for f in factors], capsize=3, color="tab:red")
+        mean = np.array([learned["mean"][f] for f in factors])
+        std = np.array([learned["std"][f] for f in factors])
+        whiskers = [mean - np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1) - mean]  # std, clipped to [0, 1]
+        axi.bar(np.arange(len(factors)), mean, yerr=whiskers, capsize=3, color="tab:red")
         axi.set_xticks(np.arange(len(factors)), factors, rotation=30, fontsize=7)
         axi.set_ylim(0, 1.05)
         axi.set_title("learned i (mean, std over episodes)", fontsize=8)
