@@ -23,6 +23,18 @@ def test_help_for_every_subcommand(capsys):
         assert "--config" in capsys.readouterr().out
 
 
+def test_help_imports_neither_torch_nor_lightning():
+    """`amortinv --help` and `amortinv SUB --help` answer without the heavy imports (they took 10-20 s)."""
+    check = ("import sys, contextlib, io\nfrom amortinv.cli import main\n"
+             "for argv in (['--help'], *[[name, '--help'] for name in ('pretrain', 'transfer', 'fewshot', 'measure', 'bound', 'demo')]):\n"
+             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+             "        main(argv)\n"
+             "print(sorted(m for m in ('torch', 'lightning', 'kornia') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_preview_on_shared_cifar10(cifar_root, tmp_path):
     out = tmp_path / "grid.png"
     main(["preview", "--space", "groups2", "--data", "cifar10", "--data-root", str(cifar_root), "--split", "test",
@@ -50,3 +62,49 @@ def test_bad_input_is_one_clear_line(tmp_path):
     proc = run_cli("preview", "--space", "groups9", "--data-root", str(tmp_path))
     assert proc.returncode == 2 and "unknown invariance space 'groups9'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_export_round_trips_a_learned_descriptor(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from amortinv.encoders import build_encoder, load_encoder, save_encoder
+    from amortinv.spaces import InvarianceSpace
+
+    space = InvarianceSpace.from_name("groups2")
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).eval()
+    save_encoder(tmp_path / "run" / "encoder", enc, metadata={"space": space.to_config()})
+    transfer = tmp_path / "transfer"
+    transfer.mkdir()
+    (transfer / "result.json").write_text(json.dumps({"learned_i": {"colour": {"appearance": 0.15, "spatial": 0.8}, "shape": {"spatial": 1, "appearance": 1}}}))
+    main(["export", "--encoder", str(tmp_path / "run"), "--transfer", str(transfer), "--task", "colour", "--out", str(tmp_path / "exp")])
+    exported = load_encoder(tmp_path / "exp").eval()
+    assert not exported.conditioned
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(exported(x), enc(x, torch.tensor([0.8, 0.15])), atol=1e-5)
+    meta = json.loads((tmp_path / "exp" / "encoder.json").read_text())["metadata"]
+    assert meta["descriptor"] == {"spatial": 0.8, "appearance": 0.15}
+    assert "files written" in capsys.readouterr().out
+    for bad, message in ((["--transfer", str(transfer)], "several tasks"), (["--transfer", str(transfer), "--task", "pose"], "'pose' is not in"),
+                         ([], "exactly one of"), (["--descriptor", "0.5,2"], "[0, 1]")):
+        with pytest.raises(SystemExit) as err:
+            main(["export", "--encoder", str(tmp_path / "run"), "--out", str(tmp_path / "bad"), *bad])
+        assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_lazy_exports_resolve_to_the_objects_not_their_modules():
+    import inspect
+
+    import amortinv
+    import amortinv.fewshot
+    import amortinv.measure
+    import amortinv.ssl
+    import amortinv.transfer
+
+    for package in (amortinv, amortinv.ssl, amortinv.transfer, amortinv.fewshot, amortinv.measure):
+        for name in package.__all__:
+            if name != "__version__":
+                assert not inspect.ismodule(getattr(package, name)), f"{package.__name__}.{name}"

@@ -132,9 +132,12 @@ def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys):
     for png in ("radar.png", "interpolation.png", "grid.png"):
         assert (out / png).stat().st_size > 5000
     main(["bound", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--descriptor", "0.2,0.8",
-          "--bits", "1", "--epochs", "2", "--out", str(out)])
-    bound = json.loads((out / "bound.json").read_text())
+          "--bits", "1", "--out", str(out / "b.json")])
+    bound = json.loads((out / "b.json").read_text())  # a .json --out is the file itself
     assert bound["descriptor"] == [0.0, 1.0] and bound["num_descriptors"] == 4 and bound["n"] > 0
+    printed = capsys.readouterr().out
+    assert "inputs: empirical error" in printed and "|I| 4" in printed and "descriptor [0.0, 1.0]" in printed
+    assert "files written" in printed and "interpolation.png" in printed
     with pytest.raises(SystemExit):
         main(["measure", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--descriptors", "1,0,1", "--out", str(out)])
     assert "shape (2,)" in capsys.readouterr().err

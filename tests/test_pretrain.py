@@ -136,3 +136,16 @@ def test_accumulation_tensorboard_and_knn_monitor(tiny_npz, tmp_path):
     assert list((out / "logs").glob("launch0/events.out.tfevents.*"))
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "val/knn_top1" in header
+
+
+def test_run_folders_are_never_mixed(tiny_npz, tmp_path):
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=2))
+    with pytest.raises(ValueError, match="is not empty: --resume last continues"):
+        run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=2))
+    with pytest.raises(ValueError, match="finished run"):
+        run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=2, resume="last"))
+    with pytest.raises(ValueError, match=r"other settings \(max_steps: 2 -> 5; seed: 3 -> 5\)"):
+        run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=5, seed=5, resume="last"))
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=3, overwrite=True))
+    assert json.loads((tmp_path / "r" / "run_config.json").read_text())["max_steps"] == 3
+    assert len(list((tmp_path / "r" / "logs").glob("launch*"))) == 1  # the old run's logs are gone

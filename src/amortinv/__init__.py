@@ -4,7 +4,9 @@ Pre-train one encoder ``h(x; i)`` conditioned on an invariance descriptor ``i`` 
 then learn a task-specific ``i`` with a linear head downstream.
 """
 
-from amortinv.spaces import BUILTIN_SPACES, InvarianceSpace, load_space, parse_descriptors, quantise
+from amortinv._lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["InvarianceSpace", "load_space", "quantise", "parse_descriptors", "BUILTIN_SPACES", "__version__"]
+_EXPORTS = {name: "amortinv.spaces" for name in ("InvarianceSpace", "load_space", "quantise", "parse_descriptors", "BUILTIN_SPACES")}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_EXPORTS, "__version__"]

@@ -16,8 +16,6 @@ from pathlib import Path
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 
-from amortinv.spaces import load_space
-
 __all__ = ["main", "build_parser"]
 
 
@@ -51,6 +49,7 @@ def preview(
 
     from amortinv.augment import VisionAugment
     from amortinv.data import build_dataset
+    from amortinv.spaces import load_space
     from amortinv.viz.preview import preview_grid
 
     if num_images < 1:
@@ -68,7 +67,8 @@ def preview(
 
 
 def _run_pretrain(**kwargs: object) -> None:
-    from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+    from amortinv.ssl.config import PretrainConfig
+    from amortinv.ssl.pretrain import run_pretrain
 
     result = run_pretrain(PretrainConfig(**kwargs))
     if result:
@@ -105,6 +105,12 @@ def fewshot(**kwargs: object) -> None:
     fewshot_command(**kwargs)
 
 
+def export(**kwargs: object) -> None:
+    from amortinv.export import export_command
+
+    export_command(**kwargs)
+
+
 def measure(**kwargs: object) -> None:
     from amortinv.measure.command import measure_command
 
@@ -128,12 +134,13 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 COMMANDS: dict[str, Callable[..., object]] = {
     "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "fewshot": fewshot, "measure": measure,
-    "bound": bound,
+    "bound": bound, "export": export,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
-    "pretrain": _lazy("amortinv.ssl.pretrain", "PretrainConfig"),
+    "pretrain": _lazy("amortinv.ssl.config", "PretrainConfig"),
     "transfer": _lazy("amortinv.transfer.command", "transfer_command"),
     "fewshot": _lazy("amortinv.fewshot.command", "fewshot_command"),
+    "export": _lazy("amortinv.export", "export_command"),
     "measure": _lazy("amortinv.measure.command", "measure_command"),
     "bound": _lazy("amortinv.measure.command", "bound_command"),
 }
@@ -184,12 +191,31 @@ def _normalise_flags(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _parse(parser: ArgumentParser, argv: list[str]) -> object:
+    """Parse ``argv``; help text is printed with the dash spelling of option names (``--data-root``)."""
+    if not {"-h", "--help"} & set(argv):
+        return parser.parse_args(argv)
+    import contextlib
+    import io
+    import re
+
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            return parser.parse_args(argv)
+    finally:
+        print(re.sub(r"--[a-z0-9_]+", lambda m: m.group(0).replace("_", "-"), buffer.getvalue()), end="")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``amortinv`` console script."""
     parser = build_parser()
-    args = parser.parse_args(_normalise_flags(sys.argv[1:] if argv is None else argv))
+    args = _parse(parser, _normalise_flags(sys.argv[1:] if argv is None else argv))
     name = args.command
     kwargs = {k: v for k, v in dict(args[name]).items() if k != "config"}
+    from amortinv._quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         COMMANDS[name](**kwargs)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:

@@ -28,8 +28,8 @@ from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace
 from amortinv.transfer.command import build_tasks
 from amortinv.transfer.data import stack_dataset
-from amortinv.transfer.learn import SearchSettings
-from amortinv.transfer.protocol import TransferSettings, run_transfer
+from amortinv.transfer.protocol import run_transfer
+from amortinv.transfer.settings import SearchSettings, TransferSettings
 
 __all__ = ["DemoProfile", "PROFILES", "run_demo", "results_table"]
 
@@ -59,6 +59,14 @@ PROFILES = {
 }
 
 
+KNOWN_NEEDS = {  # what each shapes task needs, by construction of the data
+    "shape": {"spatial": "invariant", "appearance": "invariant"},
+    "orientation": {"spatial": "sensitive"},
+    "position": {"spatial": "sensitive"},
+    "colour": {"appearance": "sensitive"},
+}
+
+
 def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: str | None, p: DemoProfile, out: Path, device: str, seed: int) -> dict:
     from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 
@@ -71,10 +79,17 @@ def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: 
     return run_pretrain(cfg)
 
 
+def _progress_line(message: str) -> None:
+    """Each finished transfer method as a line above the progress bar (a piped log shows them too)."""
+    if not message.endswith("..."):
+        tqdm.write("  " + message)
+
+
 def _fewshot(ai_enc: torch.nn.Module, plain_enc: torch.nn.Module, space: InvarianceSpace, data: str, data_root: str | None,
              p: DemoProfile, dev: str, seed: int) -> dict:
     from amortinv.fewshot.command import load_pool
-    from amortinv.fewshot.evaluate import FewShotSettings, run_episodes
+    from amortinv.fewshot.evaluate import run_episodes
+    from amortinv.fewshot.settings import FewShotSettings
 
     images, labels, _ = load_pool(data, data_root, "test", "shape" if data == "shapes" else "classification", p.test_images, seed)
     settings = FewShotSettings(ways=min(5, int(labels.max()) + 1), shots=(1, 5), queries=10, episodes=p.episodes, heads=("ridge",),
@@ -143,8 +158,8 @@ def run_demo(
     for task in tqdm(tasks, desc="transfer", unit="task"):
         transfer[task.name] = {
             "data": task.summary(),
-            "ai": run_transfer(ai_enc, task, space, ["ai_forward", "probe"], settings, log=lambda m: None),
-            "plain": run_transfer(plain_enc, task, None, ["probe"], settings, log=lambda m: None),
+            "ai": run_transfer(ai_enc, task, space, ["ai_forward", "probe"], settings, log=_progress_line),
+            "plain": run_transfer(plain_enc, task, None, ["probe"], settings, log=_progress_line),
         }
 
     print("[3/5] few-shot episodes (learned i per episode)")
@@ -155,13 +170,15 @@ def run_demo(
     x, ref = images[: p.measure_images], images[p.measure_images :]
     transforms = resolve_transforms(p.transforms)
     ds = list(space.training_descriptors())
-    measured = measure_invariance(ai_enc, x, ds, transforms, ref, labels=[f"AI {space.label(d)}" for d in ds])
-    measured["results"].update(measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"])["results"])
+    measured = measure_invariance(ai_enc, x, ds, transforms, ref, labels=[f"AI {space.label(d)}" for d in ds], progress=True)
+    measured["results"].update(measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"], progress=True)["results"])
 
     print("[5/5] writing the report")
     table = results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
     learned = {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()}
-    learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({data}, AI-SimCLR)")
+    starts = {name: {f: v for f, v in zip(space.factors, rec["ai"]["ai_forward"]["path"][0]["i"])} for name, rec in transfer.items()}
+    learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({data}, AI-SimCLR)", start=starts,
+                    expected=KNOWN_NEEDS if data == "shapes" else None)
     radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
                out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")
     (out_dir / "table.md").write_text(table)

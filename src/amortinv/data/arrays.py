@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -129,6 +130,8 @@ def load_jpeg_npz(path: Path, use_cache: bool = True) -> ImageArrayDataset:
         if images is not None and images.shape[0] != len(labels):
             images = None
     if images is None:
+        note = f" (once; cached in {cached.parent})" if use_cache else ""
+        print(f"decoding {len(labels):,} JPEG images of {path}{note}: this takes a while", file=sys.stderr, flush=True)
         images = _decode_jpegs(jpeg, offsets, path)
         if use_cache:
             cached.parent.mkdir(parents=True, exist_ok=True)

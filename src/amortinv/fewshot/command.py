@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from amortinv.fewshot.settings import EpisodeSearch, FewShotSettings
 
+_DEFAULTS = FewShotSettings()
 __all__ = ["fewshot_command", "load_pool"]
 
 
@@ -31,8 +32,10 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
-def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int) -> tuple[Any, Any, str]:
     """Images (M, 3, H, W) uint8, targets and the kind (classification or regression) of the few-shot pool."""
+    import torch
+
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
@@ -59,18 +62,18 @@ def fewshot_command(
     split: str = "test",
     task: str = "classification",
     plain_encoders: str = "",
-    ways: int = 5,
-    shots: str = "1,5",
-    queries: int = 15,
-    episodes: int = 2000,
-    heads: str = "ridge,prototype,logistic",
-    steps: int = 20,
-    lr_i: float = 0.1,
-    fractions: str = "0.05,0.1,0.2",
-    repeats: int = 100,
+    ways: int = _DEFAULTS.ways,
+    shots: str = ",".join(map(str, _DEFAULTS.shots)),
+    queries: int = _DEFAULTS.queries,
+    episodes: int = _DEFAULTS.episodes,
+    heads: str = ",".join(_DEFAULTS.heads),
+    steps: int = _DEFAULTS.search.steps,
+    lr_i: float = _DEFAULTS.search.lr_i,
+    fractions: str = ",".join(f"{v:g}" for v in _DEFAULTS.fractions),
+    repeats: int = _DEFAULTS.repeats,
     limit: int | None = None,
     out: str = "runs/fewshot",
-    batch_size: int = 128,
+    batch_size: int = _DEFAULTS.batch_size,
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -98,10 +101,11 @@ def fewshot_command(
         device: cpu, cuda or auto.
         seed: seed of episodes, splits and subsets.
     """
+    import torch
+
     from amortinv.encoders import load_encoder
-    from amortinv.fewshot.evaluate import FewShotSettings, run_episodes, run_lowshot
+    from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.fewshot.heads import HEADS
-    from amortinv.fewshot.invariance import EpisodeSearch
     from amortinv.results import write_json
     from amortinv.transfer.command import load_encoder_and_space
     from amortinv.viz.fewshot import fewshot_figure

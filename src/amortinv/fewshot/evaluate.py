@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,28 +27,15 @@ from tqdm.auto import tqdm
 from amortinv.encoders.base import Encoder
 from amortinv.fewshot.episodes import EpisodeSampler, low_shot_split
 from amortinv.fewshot.heads import FEWSHOT_LAMBDAS, HEADS, RidgeHead, support_objective
-from amortinv.fewshot.invariance import EpisodeSearch, FeatureCache, candidate_descriptors, learn_support_descriptor
+from amortinv.fewshot.invariance import FeatureCache, candidate_descriptors, learn_support_descriptor
+from amortinv.fewshot.settings import FewShotSettings
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.metrics import r2_uniform
-from amortinv.transfer.probe import LAMBDAS, best_ridge_lambda, fit_linear, ridge_loo_loss
+from amortinv.transfer.probe import best_ridge_lambda, fit_linear, ridge_loo_loss
+from amortinv.transfer.settings import LAMBDAS
 
-__all__ = ["FewShotSettings", "run_episodes", "run_lowshot", "mean_ci"]
-
-
-@dataclass(frozen=True)
-class FewShotSettings:
-    """Episodes (ways, shots, queries, count), heads, the per-episode search, batch and device."""
-
-    ways: int = 5
-    shots: Sequence[int] = (1, 5)
-    queries: int = 15
-    episodes: int = 2000
-    heads: Sequence[str] = ("ridge", "prototype", "logistic")
-    search: EpisodeSearch = field(default_factory=EpisodeSearch)
-    batch_size: int = 128
-    device: str = "cpu"
-    seed: int = 0
+__all__ = ["run_episodes", "run_lowshot", "mean_ci"]
 
 
 def mean_ci(values: Sequence[float]) -> dict[str, float]:

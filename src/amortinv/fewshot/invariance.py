@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import torch
 
 from amortinv.encoders.base import Encoder
+from amortinv.fewshot.settings import EpisodeSearch
 from amortinv.spaces import InvarianceSpace
 from amortinv.transfer.data import encode
 from amortinv.transfer.learn import DescriptorParameter, encode_with_tangents
 
-__all__ = ["FeatureCache", "EpisodeSearch", "learn_support_descriptor", "candidate_descriptors"]
+__all__ = ["FeatureCache", "learn_support_descriptor", "candidate_descriptors"]
 
 
 def candidate_descriptors(space: InvarianceSpace) -> dict[str, torch.Tensor]:
@@ -69,14 +70,6 @@ class FeatureCache:
     def exact(self, idx: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         """Features (len(idx), D) of some pool images at any ``i`` (one encoder pass)."""
         return encode(self.encoder, self.images[idx], i, size=self.size, batch_size=self.batch_size, device=self.device)
-
-
-@dataclass(frozen=True)
-class EpisodeSearch:
-    """Options of the per-episode descriptor search."""
-
-    steps: int = 20
-    lr_i: float = 0.1
 
 
 def learn_support_descriptor(

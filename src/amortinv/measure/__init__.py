@@ -1,11 +1,10 @@
 """Invariance measurement: deterministic transforms and cosine / Mahalanobis invariance (pure PyTorch)."""
 
-from amortinv.measure.invariance import (
-    features_of, invariance_grid, invariance_path, ledoit_wolf, mahalanobis, measure_invariance,
-)
-from amortinv.measure.transforms import APPEARANCE, GRIDS, IDENTITY, SPATIAL, TRANSFORMS, apply_transform, resolve_transforms
+from amortinv._lazy import lazy_exports
 
-__all__ = [
-    "measure_invariance", "invariance_path", "invariance_grid", "ledoit_wolf", "mahalanobis", "features_of",
-    "TRANSFORMS", "GRIDS", "IDENTITY", "SPATIAL", "APPEARANCE", "apply_transform", "resolve_transforms",
-]
+_EXPORTS = {
+    "measure_invariance": "amortinv.measure.invariance", "invariance_path": "amortinv.measure.invariance", "invariance_grid": "amortinv.measure.invariance", "ledoit_wolf": "amortinv.measure.invariance", "mahalanobis": "amortinv.measure.invariance", "features_of": "amortinv.measure.invariance",
+    "TRANSFORMS": "amortinv.measure.transforms", "GRIDS": "amortinv.measure.transforms", "IDENTITY": "amortinv.measure.transforms", "SPATIAL": "amortinv.measure.transforms", "APPEARANCE": "amortinv.measure.transforms", "apply_transform": "amortinv.measure.transforms", "resolve_transforms": "amortinv.measure.transforms",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

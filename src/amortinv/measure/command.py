@@ -6,16 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from amortinv.data import build_dataset
-from amortinv.encoders import load_encoder
-from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
-from amortinv.measure.transforms import resolve_transforms
-from amortinv.results import write_json
-from amortinv.spaces import parse_descriptors, quantise
 from amortinv.transfer.command import load_encoder_and_space
-from amortinv.transfer.data import stack_dataset
 
 __all__ = ["measure_command", "bound_command"]
 
@@ -32,7 +23,7 @@ def _write_csv(table: dict[str, Any], path: Path) -> None:
 
 def measure_command(
     encoder: str,
-    data: str = "cifar10",
+    data: str = "shapes",
     data_root: str | None = None,
     split: str = "test",
     descriptors: str | None = None,
@@ -72,6 +63,15 @@ def measure_command(
         device: cpu, cuda or auto.
         seed: seed of the image subsets.
     """
+    import torch
+
+    from amortinv.data import build_dataset
+    from amortinv.encoders import load_encoder
+    from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
+    from amortinv.measure.transforms import resolve_transforms
+    from amortinv.results import write_json
+    from amortinv.spaces import parse_descriptors
+    from amortinv.transfer.data import stack_dataset
     from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
@@ -85,33 +85,34 @@ def measure_command(
     x, ref = images[:num_images], images[num_images:]
     if ds is not None:
         labels = [inv_space.label(d) for d in ds]
-        table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity)
+        table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity, progress=True)
     else:
-        table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], include_identity=include_identity)
+        table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], include_identity=include_identity, progress=True)
     if baseline:
         plain = load_encoder(baseline).to(dev).eval()
-        extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], include_identity=include_identity)
+        extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], include_identity=include_identity, progress=True)
         table["results"].update(extra["results"])
         table["notes"] += extra["notes"]
     table.update({"encoder": str(encoder), "data": data, "split": split, "transforms": list(names)})
     out_dir = Path(out)
-    radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
-               out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")
+    written = [radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
+                          out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")]
     if interpolate:
         if "->" not in interpolate or not enc.conditioned:
             raise ValueError("interpolate takes 'start->end' descriptors, e.g. '1,0->0,1', and a conditioned encoder")
         start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
         paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms)}
         table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
-        path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end))
+        written.append(path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end)))
     if grid_transform:
         grid = invariance_grid(enc, x, resolve_transforms(grid_transform)[0], steps=6)
         table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
-        grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform)
+        written.append(grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform))
     for note in table["notes"]:
         print(f"note: {note}")
     _write_csv(table, out_dir / "invariance.csv")
-    write_json(out_dir / "invariance.json", table)
+    written[:0] = [write_json(out_dir / "invariance.json", table), out_dir / "invariance.csv"]
+    print("files written: " + ", ".join(str(p) for p in written))
     return table
 
 
@@ -126,7 +127,7 @@ def bound_command(
     loss_max: float = 1.0,
     delta: float = 0.05,
     encoder: str | None = None,
-    data: str = "cifar10",
+    data: str = "shapes",
     data_root: str | None = None,
     descriptor: str | None = None,
     train_limit: int | None = 5000,
@@ -150,10 +151,14 @@ def bound_command(
         data_root: local folder of the dataset.
         descriptor: the learned descriptor, e.g. "0.3,0.9" (quantised with `bits`).
         train_limit: training images used (a seeded subset).
-        out: write the result as JSON here.
+        out: write the result as JSON: a .json file, or a folder (its bound.json).
         seed: seed of the subset and the probe.
     """
+    from amortinv.data import build_dataset
+    from amortinv.results import write_json
+    from amortinv.spaces import parse_descriptors, quantise
     from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
+    from amortinv.transfer.data import stack_dataset
     from amortinv.transfer.data import encode, make_task
     from amortinv.transfer.probe import fit_probe
 
@@ -179,7 +184,13 @@ def bound_command(
         standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
         result = bounds_for_run(standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
         result["descriptor"] = None if i is None else i.tolist()
-    print(f"amortised invariance bound: {result['amortised']['bound']:.4f} | linear readout bound: {result['linear_readout']['bound']:.4f}")
+    am, lin = result["amortised"], result["linear_readout"]
+    used = f", descriptor {result['descriptor']}" if result.get("descriptor") is not None else ""
+    print(f"inputs: empirical error {am['empirical']:.4f}, n {result['n']}, c {result['c']}, X {result['X']:.4g}, B {result['B']:.4g}, "
+          f"M {result['M']}, delta {result['delta']}, |I| {result['num_descriptors']}{used}")
+    print(f"amortised invariance bound: {am['bound']:.4f} | linear readout bound: {lin['bound']:.4f}")
+    if am["bound"] > result["M"]:
+        print(f"note: a bound above M = {result['M']} is vacuous for a loss bounded by M (more examples n or smaller X * B tighten it)")
     if out:
-        write_json(Path(out) / "bound.json", result)
+        write_json(Path(out) if Path(out).suffix == ".json" else Path(out) / "bound.json", result)
     return result

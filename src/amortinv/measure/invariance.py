@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from amortinv.augment import normalise, resize_center
 from amortinv.encoders.base import Encoder, check_descriptor
@@ -72,7 +73,7 @@ def _check_descriptor(encoder: Encoder, d: Any) -> torch.Tensor | None:
 def measure_invariance(
     encoder: Encoder, images: torch.Tensor, descriptors: Sequence[Any], transforms: Sequence[str], reference: torch.Tensor,
     *, labels: Sequence[str] | None = None, size: tuple[int, int] | None = None, include_identity: bool = False,
-    batch_size: int = 256,
+    batch_size: int = 256, progress: bool = False,
 ) -> dict[str, Any]:
     """Invariance of ``encoder`` at each descriptor (None for a plain encoder) to each transform.
 
@@ -80,6 +81,7 @@ def measure_invariance(
         images: uint8 or float images (N, 3, H, W) to transform.
         reference: images (M, 3, H, W) for the feature mean and covariance.
         labels: a name per descriptor (default: the values).
+        progress: show a progress bar over (descriptor, transform) pairs.
     Returns:
         ``{"results": {label: {transform: {cosine, cosine_se, mahalanobis, mahalanobis_se, per_parameter}}},
         "notes": [...], "images": N, "reference_images": M}``.
@@ -91,6 +93,7 @@ def measure_invariance(
         raise ValueError("need one label per descriptor")
     notes: list[str] = []
     results: dict[str, dict] = {}
+    bar = tqdm(total=len(descriptors) * len(transforms), desc="measuring invariance", unit="transform", disable=not progress)
     for label, d in zip(labels, descriptors):
         i = _check_descriptor(encoder, d)
         clean = features_of(encoder, x, i, batch_size)
@@ -110,6 +113,7 @@ def measure_invariance(
                 cos.append(c)
                 dist.append(mahalanobis(clean, f, precision).float())
                 per_param[f"{p:g}"] = round(float(c.mean()), 5)
+            bar.update()
             cos_img, dist_img = torch.stack(cos).mean(0), torch.stack(dist).mean(0)  # per image
             n = len(cos_img)
             per_transform[name] = {
@@ -120,6 +124,7 @@ def measure_invariance(
                 "per_parameter": per_param,
             }
         results[label] = {"shrinkage": round(shrink, 5), "transforms": per_transform}
+    bar.close()
     return {"results": results, "notes": notes, "images": len(x), "reference_images": len(ref), "identity_included": include_identity}
 
 

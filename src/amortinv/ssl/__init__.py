@@ -1,12 +1,14 @@
 """Self-supervised pre-training: pure losses, queues, heads, gather (no Lightning), and the methods."""
 
-from amortinv.ssl.gather import gather, gather_no_grad
-from amortinv.ssl.heads import DescriptorHeads, mlp
-from amortinv.ssl.losses import info_nce_queue, moco_v3_contrastive, moco_v3_loss, nt_xent
-from amortinv.ssl.optim import LARS, build_optimizer, momentum_schedule, momentum_update, warmup_cosine
-from amortinv.ssl.queues import DescriptorQueues
+from amortinv._lazy import lazy_exports
 
-__all__ = [
-    "gather", "gather_no_grad", "DescriptorHeads", "mlp", "nt_xent", "info_nce_queue", "moco_v3_contrastive",
-    "moco_v3_loss", "LARS", "build_optimizer", "momentum_schedule", "momentum_update", "warmup_cosine", "DescriptorQueues",
-]
+_EXPORTS = {
+    "gather": "amortinv.ssl.distributed", "gather_no_grad": "amortinv.ssl.distributed",
+    "DescriptorHeads": "amortinv.ssl.heads", "mlp": "amortinv.ssl.heads",
+    "nt_xent": "amortinv.ssl.losses", "info_nce_queue": "amortinv.ssl.losses", "moco_v3_contrastive": "amortinv.ssl.losses", "moco_v3_loss": "amortinv.ssl.losses",
+    "LARS": "amortinv.ssl.optim", "build_optimizer": "amortinv.ssl.optim", "momentum_schedule": "amortinv.ssl.optim", "momentum_update": "amortinv.ssl.optim", "warmup_cosine": "amortinv.ssl.optim",
+    "DescriptorQueues": "amortinv.ssl.queues",
+    "PretrainConfig": "amortinv.ssl.config",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

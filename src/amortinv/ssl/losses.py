@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from amortinv.ssl.gather import gather, rank
+from amortinv.ssl.distributed import gather, rank
 
 __all__ = ["nt_xent", "info_nce_queue", "moco_v3_contrastive", "moco_v3_loss"]
 

@@ -20,7 +20,7 @@ from torch import nn
 from amortinv.augment import VisionAugment
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace
-from amortinv.ssl.gather import gather_no_grad
+from amortinv.ssl.distributed import gather_no_grad
 from amortinv.ssl.heads import DescriptorHeads, mlp
 from amortinv.ssl.losses import info_nce_queue, moco_v3_loss, nt_xent
 from amortinv.ssl.optim import build_optimizer, momentum_schedule, momentum_update, warmup_cosine

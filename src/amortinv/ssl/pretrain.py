@@ -8,8 +8,11 @@ Run folder: ``checkpoints/`` (Lightning, ``last.ckpt`` included), ``encoder.safe
 from __future__ import annotations
 
 import csv
+import json
+import os
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,104 +27,10 @@ from amortinv.encoders import build_encoder, save_encoder
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
+from amortinv.ssl.config import RESUME_MAY_CHANGE, PretrainConfig
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer
 
 __all__ = ["PretrainConfig", "run_pretrain"]
-
-
-@dataclass
-class PretrainConfig:
-    """Pre-train an invariance-conditioned encoder (or a fixed-descriptor baseline) with SimCLR or MoCo.
-
-    Args:
-        method: simclr, mocov2 or mocov3.
-        encoder: hyper_resnet18|34|50, prompt_vit_tiny|small|base, or a plain resnet*/vit_* with fixed_descriptor.
-        encoder_options: architecture options, e.g. {cifar_stem: true, width: 0.25}.
-        space: invariance space: groups2, individual5, or a YAML file defining one.
-        fixed_descriptor: train a baseline at one descriptor, e.g. "1,1" (default recipe), "1,0" (S-), "0,1" (A-).
-        data: dataset name (default: the built-in shapes; see amortinv preview --help).
-        data_root: local folder (or .npz file) of the dataset.
-        image_size: side of the training views (default: the images' own size).
-        recipe: augmentation recipe: simclr, moco or reference (default: the method's).
-        batch_size: images per device per step.
-        epochs: training epochs.
-        max_steps: stop after this many optimiser steps (-1: run all epochs).
-        optimizer: adamw, sgd or lars.
-        lr: learning rate (before lr_scale).
-        lr_scale: scale lr by the global batch / 256: none, linear or sqrt.
-        weight_decay: weight decay (not on biases and norms).
-        warmup_epochs: linear warm-up epochs before the cosine decay.
-        temperature: contrastive temperature (default: 0.5 SimCLR, 0.2 MoCo).
-        proj_hidden: projection head hidden width.
-        proj_dim: projection output size.
-        proj_layers: projection head layers (default: 2, MoCo-v3 3).
-        per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
-        hyper_lr: learning-rate gain of the hypernetworks' output layers: a number, or auto (each generated kernel takes a plain conv's step).
-        ones_share: share of the steps at the all-ones descriptor (default: uniform over the training descriptors).
-        momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
-        queue_size: MoCo-v2 queue length per descriptor.
-        pred_hidden: MoCo-v3 predictor hidden width.
-        accelerator: cpu, gpu or auto.
-        devices: devices per node.
-        num_nodes: nodes (multi-node through torchrun or SLURM).
-        strategy: auto, ddp, ddp_spawn, ...
-        sync_batchnorm: convert BatchNorms to SyncBatchNorm under DDP.
-        precision: 32-true, 16-mixed or bf16-mixed.
-        accumulate: gradient accumulation steps.
-        num_workers: data loader workers.
-        out: run folder.
-        seed: seed of descriptor sampling, augmentation, data order and initialisation.
-        resume: a checkpoint to resume from, or "last" for the run folder's last.ckpt.
-        logger: csv, or tensorboard (CSV is always written).
-        knn_every: log kNN accuracy on the test split every n epochs (0: never).
-        knn_eval: after training, kNN top-1 on the test split at each training descriptor.
-        knn_bank: training images in the kNN memory bank.
-        progress: show the progress bar.
-    """
-
-    method: str = "simclr"
-    encoder: str = "hyper_resnet18"
-    encoder_options: dict[str, Any] = field(default_factory=lambda: {"cifar_stem": True, "width": 0.25})
-    space: str = "groups2"
-    fixed_descriptor: str | None = None
-    data: str = "shapes"
-    data_root: str | None = None
-    image_size: int | None = None
-    recipe: str | None = None
-    batch_size: int = 256
-    epochs: int = 10
-    max_steps: int = -1
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    lr_scale: str = "none"
-    weight_decay: float = 1e-6
-    warmup_epochs: float = 0.0
-    temperature: float | None = None
-    proj_hidden: int = 512
-    proj_dim: int = 128
-    proj_layers: int | None = None
-    per_descriptor_heads: bool = False
-    hyper_lr: float | str = 1.0
-    ones_share: float | None = None
-    momentum: float | None = None
-    queue_size: int = 4096
-    pred_hidden: int = 512
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    sync_batchnorm: bool = False
-    precision: str = "32-true"
-    accumulate: int = 1
-    num_workers: int = 0
-    out: str = "runs/pretrain"
-    seed: int = 0
-    resume: str | None = None
-    logger: str = "csv"
-    knn_every: int = 0
-    knn_eval: bool = True
-    knn_bank: int = 10000
-    progress: bool = True
 
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -229,6 +138,38 @@ def _check(cfg: PretrainConfig) -> None:
         raise ValueError("batch_size must be >= 2, epochs >= 1 and accumulate >= 1")
 
 
+def _is_launch_rank_zero() -> bool:
+    """True in the process that launches the run (DDP children and torchrun ranks > 0 set these variables)."""
+    return all(int(os.environ.get(v, 0)) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+
+
+def _settings(cfg: PretrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
+
+
+def prepare_run_folder(cfg: PretrainConfig, out: Path) -> None:
+    """Refuse to mix runs: a non-empty ``out`` needs ``resume`` (same settings) or ``overwrite``; record the settings."""
+    saved = out / "run_config.json"
+    if cfg.resume:
+        if saved.is_file():
+            before, now = json.loads(saved.read_text()), json.loads(json.dumps(_settings(cfg)))
+            changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+            if changed:
+                raise ValueError(f"--resume: {out} was started with other settings ({'; '.join(changed)}); resume with the same "
+                                 "settings, or start a new run in another --out")
+        result = out / "result.json"
+        if result.is_file() and json.loads(result.read_text()).get("finished"):
+            raise ValueError(f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume")
+        return
+    if out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
+                             "or choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(_settings(cfg), indent=2) + "\n")
+
+
 def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
 
@@ -240,6 +181,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     space = space or load_space(cfg.space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
+    if _is_launch_rank_zero():
+        prepare_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train = build_dataset(cfg.data, cfg.data_root, "train", image_size=cfg.image_size)
     image_size = cfg.image_size or int(train[0][0].shape[-1])
@@ -295,6 +238,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         "data": cfg.data,
         "steps": trainer.global_step,
         "epochs": trainer.current_epoch,
+        "finished": (0 < cfg.max_steps <= trainer.global_step) or trainer.current_epoch >= cfg.epochs,
         "global_batch": global_batch,
         "lr": lr,
         "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),

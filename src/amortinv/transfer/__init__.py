@@ -1,16 +1,16 @@
 """Downstream transfer: learned invariances, baselines, metrics and derived tasks (pure PyTorch)."""
 
-from amortinv.transfer.data import Standardiser, TaskData, carve_validation, encode, make_task, stack_dataset
-from amortinv.transfer.finetune import finetune
-from amortinv.transfer.learn import InvarianceFit, SearchSettings, features_and_tangents, search_invariance
-from amortinv.transfer.metrics import classification_metrics, r2_pooled, r2_uniform, regression_metrics
-from amortinv.transfer.probe import LAMBDAS, LinearHead, ProbeFit, fit_linear, fit_probe, ridge_loo_loss
-from amortinv.transfer.protocol import TransferSettings, run_transfer
-from amortinv.transfer.tasks import TASKS, derive_task
+from amortinv._lazy import lazy_exports
 
-__all__ = [
-    "TaskData", "Standardiser", "make_task", "carve_validation", "stack_dataset", "encode", "search_invariance",
-    "SearchSettings", "InvarianceFit", "fit_probe", "fit_linear", "LinearHead", "ProbeFit", "LAMBDAS", "ridge_loo_loss",
-    "features_and_tangents", "finetune", "run_transfer", "TransferSettings",
-    "classification_metrics", "regression_metrics", "r2_uniform", "r2_pooled", "derive_task", "TASKS",
-]
+_EXPORTS = {
+    "TaskData": "amortinv.transfer.data", "Standardiser": "amortinv.transfer.data", "make_task": "amortinv.transfer.data", "carve_validation": "amortinv.transfer.data", "stack_dataset": "amortinv.transfer.data", "encode": "amortinv.transfer.data",
+    "finetune": "amortinv.transfer.finetuning",
+    "InvarianceFit": "amortinv.transfer.learn", "search_invariance": "amortinv.transfer.learn", "features_and_tangents": "amortinv.transfer.learn", "DescriptorParameter": "amortinv.transfer.learn",
+    "SearchSettings": "amortinv.transfer.settings", "TransferSettings": "amortinv.transfer.settings", "LAMBDAS": "amortinv.transfer.settings",
+    "classification_metrics": "amortinv.transfer.metrics", "regression_metrics": "amortinv.transfer.metrics", "r2_uniform": "amortinv.transfer.metrics", "r2_pooled": "amortinv.transfer.metrics",
+    "LinearHead": "amortinv.transfer.probe", "ProbeFit": "amortinv.transfer.probe", "fit_linear": "amortinv.transfer.probe", "fit_probe": "amortinv.transfer.probe", "ridge_loo_loss": "amortinv.transfer.probe", "ridge_gcv_loss": "amortinv.transfer.probe", "ridge_fit": "amortinv.transfer.probe",
+    "run_transfer": "amortinv.transfer.protocol",
+    "TASKS": "amortinv.transfer.tasks", "derive_task": "amortinv.transfer.tasks",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

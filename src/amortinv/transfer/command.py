@@ -6,17 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from amortinv.transfer.settings import SearchSettings, TransferSettings
 
-from amortinv.data import SHAPE_TASKS, build_dataset
-from amortinv.encoders import load_encoder, read_encoder_config
-from amortinv.encoders.base import Encoder
-from amortinv.results import write_json
-from amortinv.spaces import InvarianceSpace, load_space
-from amortinv.transfer.data import TaskData, make_task, stack_dataset, subset_indices
-from amortinv.transfer.learn import SearchSettings
-from amortinv.transfer.protocol import TransferSettings, run_transfer
-from amortinv.transfer.tasks import TASKS, derive_task
+# Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
+# stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
 
 __all__ = ["load_encoder_and_space", "build_tasks", "transfer_command"]
 
@@ -26,6 +19,9 @@ _DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
 
 def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
     """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``)."""
+    from amortinv.encoders import load_encoder, read_encoder_config
+    from amortinv.spaces import InvarianceSpace, load_space
+
     encoder = load_encoder(path)
     meta = read_encoder_config(path).get("metadata", {})
     inv_space = load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
@@ -42,6 +38,12 @@ def build_tasks(
     test_limit: int | None, val_fraction: float, seed: int,
 ) -> list[TaskData]:
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
+    import torch
+
+    from amortinv.data import SHAPE_TASKS, build_dataset
+    from amortinv.transfer.data import make_task, stack_dataset, subset_indices
+    from amortinv.transfer.tasks import TASKS, derive_task
+
     factor_tasks = SHAPE_TASKS if data == "shapes" else ()
     unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS and n not in factor_tasks]
     if unknown:
@@ -65,6 +67,18 @@ def build_tasks(
     return tasks
 
 
+def summary_table(task: str, methods: dict[str, dict]) -> str:
+    """A plain-text table of one task's results: method, test metric, validation score, learned i, time."""
+    metric = "top1" if "top1" in next(iter(methods.values()))["test"] else "r2"
+    rows = [("method", f"test {metric}", "val", "learned i", "time s")]
+    for name, rec in methods.items():
+        learned = ", ".join(f"{f} {v:.2f}" for f, v in rec["i"].items()) if "i" in rec else ""
+        rows.append((name, f"{rec['test'][metric]:.4f}", f"{rec['val_score']:.4f}", learned, f"{rec['time_s']:.1f}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([f"== {task}", lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
 def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -74,7 +88,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def transfer_command(
     encoder: str,
-    data: str = "cifar10",
+    data: str = "shapes",
     data_root: str | None = None,
     task: str = "classification",
     out: str = "runs/transfer",
@@ -134,6 +148,11 @@ def transfer_command(
         device: cpu, cuda or auto.
         seed: seed of splits, subsets, derived tasks and training.
     """
+    import torch
+
+    from amortinv.encoders import load_encoder
+    from amortinv.results import write_json
+    from amortinv.transfer.protocol import run_transfer
     from amortinv.viz.transfer import learned_i_chart
 
     if loss not in ("mse", "l1"):
@@ -173,14 +192,17 @@ def transfer_command(
     for t in tasks:
         methods_out = run_transfer(enc, t, inv_space, run, settings, plain_encoders=plain)
         result["tasks"][t.name] = {"data": t.summary(), "methods": methods_out}
+        print(summary_table(t.name, methods_out))
         for m in ("ai", "ai_forward"):
             if m in methods_out:
                 learned[t.name] = methods_out[m]["i"]
                 break
     result["wall_time_s"] = round(time.perf_counter() - start, 1)
     out_dir = Path(out)
+    written = []
     if learned:
         result["learned_i"] = learned
-        learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})")
-    write_json(out_dir / "result.json", result)
+        written.append(learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})"))
+    written.insert(0, write_json(out_dir / "result.json", result))
+    print("files written: " + ", ".join(str(p) for p in written))
     return result

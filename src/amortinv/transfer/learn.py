@@ -40,23 +40,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from amortinv.encoders.base import Encoder
 from amortinv.transfer.data import TaskData, prepare_batch
 from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
+from amortinv.transfer.settings import SearchSettings
 
 __all__ = [
-    "InvarianceFit", "SearchSettings", "DescriptorParameter", "search_invariance", "features_and_tangents", "encode_with_tangents",
+    "InvarianceFit", "DescriptorParameter", "search_invariance", "features_and_tangents", "encode_with_tangents",
     "objective_targets", "descriptor_gradient",
 ]
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Options of the descriptor search (see the module docstring)."""
-
-    steps: int = 30
-    lr_i: float = 0.05
-    batch_size: int = 512
-    eval_every: int = 10
-    gradient: str = "forward"
-    chunk_size: int = 64
 
 
 @dataclass

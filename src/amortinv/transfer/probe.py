@@ -26,14 +26,13 @@ import torch.nn.functional as F
 
 from amortinv.transfer.data import TaskData
 from amortinv.transfer.metrics import classification_metrics, primary_score, regression_metrics
+from amortinv.transfer.settings import LAMBDAS
 
 __all__ = [
     "LAMBDAS", "LinearHead", "ProbeFit", "fit_linear", "fit_probe", "ridge_fit", "ridge_loo_loss", "ridge_gcv_loss", "predict",
     "score_outputs", "best_ridge_lambda",
 ]
 
-LAMBDAS: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
-"""The default regularisation grid (per-sample scale, see the module docstring)."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
@@ -33,32 +33,14 @@ from amortinv.encoders.base import Encoder
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.data import TaskData, encode
-from amortinv.transfer.finetune import finetune
-from amortinv.transfer.learn import SearchSettings, search_invariance
-from amortinv.transfer.probe import LAMBDAS, ProbeFit, fit_probe, predict, score_outputs
+from amortinv.transfer.finetuning import finetune
+from amortinv.transfer.learn import search_invariance
+from amortinv.transfer.probe import ProbeFit, fit_probe, predict, score_outputs
+from amortinv.transfer.settings import TransferSettings
 
 __all__ = ["TransferSettings", "run_transfer", "quantised_neighbours"]
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
-
-
-@dataclass
-class TransferSettings:
-    """Options of the protocol: probe grid, descriptor search, fine-tuning grid (all selected on validation)."""
-
-    lams: Sequence[float] = LAMBDAS
-    search: SearchSettings = field(default_factory=SearchSettings)
-    init: str = "best"
-    lrs: Sequence[float] = (1e-3, 1e-2)
-    weight_decays: Sequence[float] = (0.0, 1e-4)
-    epochs: int = 10
-    batch_size: int = 256
-    loss: str = "mse"
-    finetune_stages: Sequence[int] = ()
-    finetune_budget: str | None = None
-    quantise_bits: Sequence[int] = (1, 2, 3)
-    device: str = "cpu"
-    seed: int = 0
 
 
 def quantised_neighbours(i: torch.Tensor, bits: int, max_points: int = 16) -> list[torch.Tensor]:

@@ -28,11 +28,14 @@ def radar_plot(scores: dict[str, dict[str, float]], out: Path, title: str = "Inv
         style = "--" if "baseline" in label.lower() or "plain" in label.lower() else "-"
         ax.plot(angles + angles[:1], v + v[:1], style, linewidth=1.8, label=label, marker="o", markersize=3)
         ax.fill(angles + angles[:1], v + v[:1], alpha=0.08)
+    low = min(max(0.0, v) for values in scores.values() for v in values.values())
+    floor = max(0.0, np.floor((low - 0.05 * (1 - low)) * 20) / 20)  # fitted to the data, on a 0.05 grid
     ax.set_xticks(angles, [t.replace("_", " ") for t in transforms], fontsize=8)
-    ax.tick_params(axis="x", pad=10)
-    ax.set_rlabel_position(180 / max(1, len(transforms)))
-    ax.set_ylim(0, 1)
-    ax.set_title(title, fontsize=10, pad=18)
+    ax.tick_params(axis="x", pad=16)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_rlabel_position(180 / max(1, len(transforms)))  # between the first two spokes, clear of their labels
+    ax.set_ylim(floor, 1)
+    ax.set_title(title + (f"\n(radial axis from {floor:.2f}, not 0)" if floor > 0 else ""), fontsize=10, pad=22)
     ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.12), fontsize=8)
     return save_figure(fig, out)
 

@@ -1,0 +1,108 @@
+"""The options of a pre-training run, with their defaults (one place; no torch or Lightning import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE"]
+
+RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator"})
+"""Options a resumed run may change: they do not change what is trained (output, monitoring, hardware kind)."""
+
+
+@dataclass
+class PretrainConfig:
+    """Pre-train an invariance-conditioned encoder (or a fixed-descriptor baseline) with SimCLR or MoCo.
+
+    Args:
+        method: simclr, mocov2 or mocov3.
+        encoder: hyper_resnet18|34|50, prompt_vit_tiny|small|base, or a plain resnet*/vit_* with fixed_descriptor.
+        encoder_options: architecture options, e.g. {cifar_stem: true, width: 0.25}.
+        space: invariance space: groups2, individual5, or a YAML file defining one.
+        fixed_descriptor: train a baseline at one descriptor, e.g. "1,1" (default recipe), "1,0" (S-), "0,1" (A-).
+        data: dataset name (default: the built-in shapes; see amortinv preview --help).
+        data_root: local folder (or .npz file) of the dataset.
+        image_size: side of the training views (default: the images' own size).
+        recipe: augmentation recipe: simclr, moco or reference (default: the method's).
+        batch_size: images per device per step.
+        epochs: training epochs.
+        max_steps: stop after this many optimiser steps (-1: run all epochs).
+        optimizer: adamw, sgd or lars.
+        lr: learning rate (before lr_scale).
+        lr_scale: scale lr by the global batch / 256: none, linear or sqrt.
+        weight_decay: weight decay (not on biases and norms).
+        warmup_epochs: linear warm-up epochs before the cosine decay.
+        temperature: contrastive temperature (default: 0.5 SimCLR, 0.2 MoCo).
+        proj_hidden: projection head hidden width.
+        proj_dim: projection output size.
+        proj_layers: projection head layers (default: 2, MoCo-v3 3).
+        per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
+        hyper_lr: learning-rate gain of the hypernetworks' output layers: a number, or auto (each generated kernel takes a plain conv's step).
+        ones_share: share of the steps at the all-ones descriptor (default: uniform over the training descriptors).
+        momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
+        queue_size: MoCo-v2 queue length per descriptor.
+        pred_hidden: MoCo-v3 predictor hidden width.
+        accelerator: cpu, gpu or auto.
+        devices: devices per node.
+        num_nodes: nodes (multi-node through torchrun or SLURM).
+        strategy: auto, ddp, ddp_spawn, ...
+        sync_batchnorm: convert BatchNorms to SyncBatchNorm under DDP.
+        precision: 32-true, 16-mixed or bf16-mixed.
+        accumulate: gradient accumulation steps.
+        num_workers: data loader workers.
+        out: run folder.
+        seed: seed of descriptor sampling, augmentation, data order and initialisation.
+        resume: a checkpoint to resume from, or "last" for the run folder's last.ckpt (the run's settings must be unchanged).
+        overwrite: replace a non-empty output folder (otherwise a non-empty --out is refused unless resuming).
+        logger: csv, or tensorboard (CSV is always written).
+        knn_every: log kNN accuracy on the test split every n epochs (0: never).
+        knn_eval: after training, kNN top-1 on the test split at each training descriptor.
+        knn_bank: training images in the kNN memory bank.
+        progress: show the progress bar.
+    """
+
+    method: str = "simclr"
+    encoder: str = "hyper_resnet18"
+    encoder_options: dict[str, Any] = field(default_factory=lambda: {"cifar_stem": True, "width": 0.25})
+    space: str = "groups2"
+    fixed_descriptor: str | None = None
+    data: str = "shapes"
+    data_root: str | None = None
+    image_size: int | None = None
+    recipe: str | None = None
+    batch_size: int = 256
+    epochs: int = 10
+    max_steps: int = -1
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    lr_scale: str = "none"
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 0.0
+    temperature: float | None = None
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    proj_layers: int | None = None
+    per_descriptor_heads: bool = False
+    hyper_lr: float | str = 1.0
+    ones_share: float | None = None
+    momentum: float | None = None
+    queue_size: int = 4096
+    pred_hidden: int = 512
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    sync_batchnorm: bool = False
+    precision: str = "32-true"
+    accumulate: int = 1
+    num_workers: int = 0
+    out: str = "runs/pretrain"
+    seed: int = 0
+    resume: str | None = None
+    overwrite: bool = False
+    logger: str = "csv"
+    knn_every: int = 0
+    knn_eval: bool = True
+    knn_bank: int = 10000
+    progress: bool = True
