@@ -205,3 +205,50 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path):
         main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "regression", "--out", str(out)])
     with pytest.raises(SystemExit):
         main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--space", "individual5", "--out", str(out)])
+
+
+def test_batchnorm_statistics_recomputed_at_a_descriptor_and_restored(tiny_npz):
+    from amortinv.data import build_dataset
+    from amortinv.transfer import stack_dataset
+    from amortinv.transfer.batchnorm import bn_buffers, recompute_bn_stats, using_bn_stats
+    from amortinv.transfer.data import prepare_batch
+
+    torch.manual_seed(0)
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).eval()
+    images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
+    before = bn_buffers(enc)
+    stats = recompute_bn_stats(enc, images, torch.tensor([1.0, 0.0]), size=(16, 16), batch_size=len(images))
+    assert all(torch.equal(before[k], v) for k, v in bn_buffers(enc).items())  # the encoder is left as it was
+    assert not enc.training
+    with torch.no_grad():  # the stem BatchNorm's statistics are those of the stem conv's outputs over all images
+        stem = enc.conv1(prepare_batch(enc, images, (16, 16), torch.device("cpu")))
+    assert torch.allclose(stats["bn1.running_mean"], stem.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(stats["bn1.running_var"], stem.var((0, 2, 3), unbiased=True), rtol=1e-4)
+    other = recompute_bn_stats(enc, images, torch.tensor([0.0, 1.0]), size=(16, 16))
+    assert not torch.allclose(stats["layer4.1.bn2.running_mean"], other["layer4.1.bn2.running_mean"])  # depends on i
+    with using_bn_stats(enc, stats):
+        assert torch.equal(enc.bn1.running_mean, stats["bn1.running_mean"])
+    assert torch.equal(enc.bn1.running_mean, before["bn1.running_mean"])
+    data = make_task("tiny", "classification", stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test")))
+    from dataclasses import replace
+
+    res = run_transfer(enc, data, G, ["ai_forward", "probe"], replace(QUICK, recalibrate_bn=True), log=lambda m: None)
+    assert res["ai_forward"]["val_score"] >= max(r["val_score"] for k, r in res.items() if k.startswith("probe["))
+    assert all(torch.equal(before[k], v) for k, v in bn_buffers(enc).items())
+
+
+def test_features_never_depend_on_the_rest_of_the_batch(tiny_npz, tmp_path):
+    from amortinv.data import build_dataset
+    from amortinv.encoders import load_encoder, save_encoder
+    from amortinv.transfer import encode, stack_dataset
+
+    torch.manual_seed(0)
+    save_encoder(tmp_path / "enc", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625))
+    enc = load_encoder(tmp_path / "enc")
+    assert not enc.training  # loaded for use
+    enc.train()  # even a module left in train mode by its caller
+    images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
+    i = torch.tensor([1.0, 0.0])
+    whole, pieces = encode(enc, images, i, size=(16, 16), batch_size=96), encode(enc, images, i, size=(16, 16), batch_size=7)
+    assert torch.allclose(whole, pieces, atol=1e-5)
+    assert enc.training  # the caller's mode is restored

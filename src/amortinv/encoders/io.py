@@ -92,7 +92,7 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu", **e
             f"{'...' if len(unexpected) > 5 else ''}, shape mismatches {shapes[:5]}"
         )
     encoder.load_state_dict(state)
-    return encoder.to(map_location)
+    return encoder.to(map_location).eval()  # loaded for use: BatchNorm with its running statistics
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

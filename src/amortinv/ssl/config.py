@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE"]
+__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS"]
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {  # what each method uses where PretrainConfig says None
+    "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
+    "mocov2": {"temperature": 0.2, "recipe": "moco", "proj_layers": 2, "momentum": 0.99},
+    "mocov3": {"temperature": 0.2, "recipe": "moco", "proj_layers": 3, "momentum": 0.99},
+}
+
 
 RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator"})
 """Options a resumed run may change: they do not change what is trained (output, monitoring, hardware kind)."""

@@ -21,6 +21,8 @@ from amortinv.augment import VisionAugment
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.distributed import gather_no_grad
+from amortinv.ssl.config import METHOD_DEFAULTS
+from amortinv.ssl.config import PretrainConfig as _C
 from amortinv.ssl.heads import DescriptorHeads, mlp
 from amortinv.ssl.losses import info_nce_queue, moco_v3_loss, nt_xent
 from amortinv.ssl.optim import build_optimizer, momentum_schedule, momentum_update, warmup_cosine
@@ -42,15 +44,17 @@ def step_seed(*parts: int) -> int:
 class ContrastivePretrainer(L.LightningModule):
     """Shared base: descriptor sampling, augmentation on device, optimiser and schedule.
 
+    Defaults come from ``PretrainConfig`` and, where it says None, from ``METHOD_DEFAULTS``.
+
     Args:
         encoder: the backbone (conditioned, or plain with ``fixed_descriptor``).
         space: the invariance space; its ops drive the augmentation.
         image_size: side of the augmented views.
         fixed_descriptor: train at this one descriptor only (the baselines); else sample per step.
-        recipe: augmentation recipe (``simclr``, ``moco``, ``reference``).
+        recipe: augmentation recipe (``simclr``, ``moco``, ``reference``; default: the method's).
         optimizer, lr, weight_decay: optimisation (lr already scaled to the batch size).
         warmup_epochs: linear warm-up length before the cosine decay.
-        temperature: contrastive temperature.
+        temperature: contrastive temperature (default: the method's).
         proj_hidden, proj_dim, proj_layers: projection head sizes.
         per_descriptor_heads: one head (and predictor) per training descriptor instead of a shared one.
         hyper_lr: learning-rate gain of the generated kernels' output layers: a number, or "auto"
@@ -65,21 +69,25 @@ class ContrastivePretrainer(L.LightningModule):
         space: InvarianceSpace,
         image_size: int = 32,
         fixed_descriptor: list[float] | None = None,
-        recipe: str = "simclr",
-        optimizer: str = "adamw",
-        lr: float = 1e-3,
-        weight_decay: float = 1e-6,
-        warmup_epochs: float = 0.0,
-        temperature: float = 0.5,
-        proj_hidden: int = 2048,
-        proj_dim: int = 128,
-        proj_layers: int = 2,
-        per_descriptor_heads: bool = False,
-        hyper_lr: float | str = 1.0,
-        ones_share: float | None = None,
-        seed: int = 0,
+        recipe: str | None = None,
+        optimizer: str = _C.optimizer,
+        lr: float = _C.lr,
+        weight_decay: float = _C.weight_decay,
+        warmup_epochs: float = _C.warmup_epochs,
+        temperature: float | None = None,
+        proj_hidden: int = _C.proj_hidden,
+        proj_dim: int = _C.proj_dim,
+        proj_layers: int | None = None,
+        per_descriptor_heads: bool = _C.per_descriptor_heads,
+        hyper_lr: float | str = _C.hyper_lr,
+        ones_share: float | None = _C.ones_share,
+        seed: int = _C.seed,
     ) -> None:
         super().__init__()
+        defaults = METHOD_DEFAULTS[self.method]  # None means the method's own (one table, in amortinv.ssl.config)
+        recipe = defaults["recipe"] if recipe is None else recipe
+        temperature = defaults["temperature"] if temperature is None else temperature
+        proj_layers = defaults["proj_layers"] if proj_layers is None else proj_layers
         self.save_hyperparameters(ignore=["encoder", "space"])
         self.encoder = encoder
         self.space = space
@@ -159,6 +167,8 @@ class ContrastivePretrainer(L.LightningModule):
 class SimCLR(ContrastivePretrainer):
     """AI-SimCLR: NT-Xent over both views of the global batch (negatives gathered across ranks)."""
 
+    method = "simclr"
+
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
         z = self.projector(self.encoder(torch.cat([v1, v2]), self.encoder_input(d)), idx)
         z1, z2 = z.chunk(2)
@@ -168,9 +178,9 @@ class SimCLR(ContrastivePretrainer):
 class _Momentum(ContrastivePretrainer):
     """Adds a momentum (key) copy of the encoder and projector."""
 
-    def __init__(self, *args: Any, momentum: float = 0.99, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, momentum: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.hparams["momentum"] = momentum
+        self.hparams["momentum"] = METHOD_DEFAULTS[self.method]["momentum"] if momentum is None else momentum
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
@@ -190,7 +200,9 @@ class _Momentum(ContrastivePretrainer):
 class MoCoV2(_Momentum):
     """AI-MoCo-v2: InfoNCE against one queue per training descriptor; keys gathered before enqueue."""
 
-    def __init__(self, *args: Any, queue_size: int = 65536, **kwargs: Any) -> None:
+    method = "mocov2"
+
+    def __init__(self, *args: Any, queue_size: int = _C.queue_size, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hparams["queue_size"] = queue_size
         self.queues = DescriptorQueues(self.num_heads, self.hparams.proj_dim, queue_size)
@@ -206,7 +218,9 @@ class MoCoV2(_Momentum):
 class MoCoV3(_Momentum):
     """AI-MoCo-v3: symmetric loss with a predictor, no queue, momentum cosine-scheduled to 1."""
 
-    def __init__(self, *args: Any, pred_hidden: int = 4096, **kwargs: Any) -> None:
+    method = "mocov3"
+
+    def __init__(self, *args: Any, pred_hidden: int = _C.pred_hidden, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hparams["pred_hidden"] = pred_hidden
         h = self.hparams

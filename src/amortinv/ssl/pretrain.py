@@ -27,17 +27,12 @@ from amortinv.encoders import build_encoder, save_encoder
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
-from amortinv.ssl.config import RESUME_MAY_CHANGE, PretrainConfig
+from amortinv.ssl.config import METHOD_DEFAULTS, RESUME_MAY_CHANGE, PretrainConfig
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer
 
 __all__ = ["PretrainConfig", "run_pretrain"]
 
 
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
-    "mocov2": {"temperature": 0.2, "recipe": "moco", "proj_layers": 2, "momentum": 0.99},
-    "mocov3": {"temperature": 0.2, "recipe": "moco", "proj_layers": 3, "momentum": 0.99},
-}
 
 
 class UInt8Images(Dataset):
@@ -147,8 +142,9 @@ def _settings(cfg: PretrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
 
 
-def prepare_run_folder(cfg: PretrainConfig, out: Path) -> None:
-    """Refuse to mix runs: a non-empty ``out`` needs ``resume`` (same settings) or ``overwrite``; record the settings."""
+def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
+    """Refuse to mix runs, before any work: a non-empty ``out`` needs ``resume`` (with the same
+    settings, on an unfinished run) or ``overwrite``."""
     saved = out / "run_config.json"
     if cfg.resume:
         if saved.is_file():
@@ -160,14 +156,18 @@ def prepare_run_folder(cfg: PretrainConfig, out: Path) -> None:
         result = out / "result.json"
         if result.is_file() and json.loads(result.read_text()).get("finished"):
             raise ValueError(f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume")
-        return
-    if out.exists() and any(out.iterdir()):
-        if not cfg.overwrite:
-            raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
-                             "or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(_settings(cfg), indent=2) + "\n")
+    elif out.exists() and any(out.iterdir()) and not cfg.overwrite:
+        raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
+                         "or choose another --out")
+
+
+def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
+    """Once everything is checked: clear ``out`` if overwriting, and record the run's settings."""
+    if not cfg.resume:
+        if cfg.overwrite and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run_config.json").write_text(json.dumps(_settings(cfg), indent=2) + "\n")
 
 
 def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None) -> dict[str, Any]:
@@ -181,8 +181,9 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     space = space or load_space(cfg.space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
-    if _is_launch_rank_zero():
-        prepare_run_folder(cfg, out)
+    launcher = _is_launch_rank_zero()
+    if launcher:
+        check_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train = build_dataset(cfg.data, cfg.data_root, "train", image_size=cfg.image_size)
     image_size = cfg.image_size or int(train[0][0].shape[-1])
@@ -202,7 +203,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
     if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
         callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor if module.encoder.conditioned else None, cfg.knn_every))
-    launch = f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resumed run logs beside the first
+    fresh = cfg.overwrite and not cfg.resume  # the folder is cleared below, once the Trainer exists
+    launch = "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resumed run logs beside the first
     loggers: list[Any] = [CSVLogger(out, name="logs", version=launch)]
     if cfg.logger == "tensorboard":
         loggers.append(TensorBoardLogger(out, name="logs", version=launch))
@@ -217,6 +219,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         ckpt = out / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
         if not ckpt.is_file():
             raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt}")
+    if launcher:
+        start_run_folder(cfg, out)
     start = time.perf_counter()
     start_step = 0
     if ckpt is not None:

@@ -98,6 +98,7 @@ def transfer_command(
     plain_encoders: str = "",
     lams: str = ",".join(f"{v:g}" for v in _DEFAULTS.lams),
     init: str = _DEFAULTS.init,
+    recalibrate_bn: bool = _DEFAULTS.recalibrate_bn,
     i_steps: int = _SEARCH.steps,
     lr_i: float = _SEARCH.lr_i,
     i_batch_size: int = _SEARCH.batch_size,
@@ -130,6 +131,7 @@ def transfer_command(
         plain_encoders: comma-separated saved plain encoders to probe (and fuse) as baselines.
         lams: regularisation grid of the convex linear probes (chosen on the validation split).
         init: start of the descriptor search: best (the best training descriptor or all ones, by validation) or a number in [0, 1] for every factor.
+        recalibrate_bn: recompute every encoder's BatchNorm statistics at each descriptor on the task's training images (labels unused).
         i_steps: gradient steps on the descriptor.
         lr_i: learning rate (Adam) of the descriptor.
         i_batch_size: training images per descriptor step (the ridge leave-one-out objective's minibatch).
@@ -171,7 +173,7 @@ def transfer_command(
         except ValueError:
             raise ValueError(f"init must be 'best' or a number in [0, 1], got '{init}'") from None
     search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
-    settings = TransferSettings(lams=_floats(lams), search=search, init=init, lrs=_floats(lrs), weight_decays=_floats(weight_decays),
+    settings = TransferSettings(lams=_floats(lams), search=search, init=init, recalibrate_bn=recalibrate_bn, lrs=_floats(lrs), weight_decays=_floats(weight_decays),
                                 epochs=epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
                                 finetune_budget=finetune_budget, device=dev, seed=seed)
     tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from amortinv.encoders.base import Encoder
-from amortinv.transfer.data import TaskData, prepare_batch
+from amortinv.transfer.data import TaskData, evaluating, prepare_batch
 from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
 from amortinv.transfer.settings import SearchSettings
 
@@ -100,10 +100,11 @@ def encode_with_tangents(
     """Features (N, D) of uint8 images at ``i`` and their Jacobian dF/di (K, N, D), on the CPU in float32."""
     device = torch.device(device)
     feats, tangents = [], []
-    for s in range(0, len(images), batch_size):
-        f, t = features_and_tangents(encoder, prepare_batch(encoder, images[s : s + batch_size], size, device), i.to(device))
-        feats.append(f.float().cpu())
-        tangents.append(t.float().cpu())
+    with evaluating(encoder):
+        for s in range(0, len(images), batch_size):
+            f, t = features_and_tangents(encoder, prepare_batch(encoder, images[s : s + batch_size], size, device), i.to(device))
+            feats.append(f.float().cpu())
+            tangents.append(t.float().cpu())
     return torch.cat(feats), torch.cat(tangents, dim=1)
 
 

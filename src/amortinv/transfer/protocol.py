@@ -15,7 +15,10 @@ Methods (names used in ``result.json``):
 - ``finetune_<n>`` / ``finetune_all``: fine-tuning the last n stages or all; with
   ``budget="ai"`` limited to the invariance learner's wall time (the paper's FT-*).
 
-Every probe's regularisation is chosen on validation from ``lams``. For every method: the
+Every probe's regularisation is chosen on validation from ``lams``. With ``recalibrate_bn``, the
+features of every encoder at every descriptor (plain encoders included) use BatchNorm
+statistics recomputed there on the task's training images (``amortinv.transfer.batchnorm``);
+the descriptor search descends with the statistics of its start. For every method: the
 selection, the test metrics, the wall time, the peak memory (``MemoryMeter``) and the trainable
 parameters.
 """
@@ -32,6 +35,7 @@ import torch
 from amortinv.encoders.base import Encoder
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
+from amortinv.transfer.batchnorm import has_batchnorm, recompute_bn_stats, using_bn_stats
 from amortinv.transfer.data import TaskData, encode
 from amortinv.transfer.finetuning import finetune
 from amortinv.transfer.learn import search_invariance
@@ -76,11 +80,23 @@ def run_transfer(
     cache: dict[tuple[str, str], torch.Tensor] = {}
     encoders = {"self": encoder, **{f"plain:{n}": e for n, e in (plain_encoders or {}).items()}}
 
+    bn_cache: dict[str, dict] = {}
+
+    def bn_stats(key: str, i: torch.Tensor | None) -> dict | None:
+        """BatchNorm statistics of an encoder at ``i`` on the training images (None: keep the pre-trained ones)."""
+        if not s.recalibrate_bn or not has_batchnorm(encoders[key]):
+            return None
+        bkey = f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}"
+        if bkey not in bn_cache:
+            bn_cache[bkey] = recompute_bn_stats(encoders[key], data.train[0], i, size=size, batch_size=s.batch_size, device=dev)
+        return bn_cache[bkey]
+
     def features(key: str, split: str, i: torch.Tensor | None = None) -> torch.Tensor:
         """Features of one split, for an encoder key ('self', 'plain:<name>') at descriptor ``i``."""
         ckey = (f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}", split)
         if ckey not in cache:
-            cache[ckey] = encode(encoders[key], getattr(data, split)[0], i, size=size, batch_size=s.batch_size, device=dev)
+            with using_bn_stats(encoders[key], bn_stats(key, i)):
+                cache[ckey] = encode(encoders[key], getattr(data, split)[0], i, size=size, batch_size=s.batch_size, device=dev)
         return cache[ckey]
 
     def probe_at(key: str, i: torch.Tensor | None) -> ProbeFit:
@@ -106,8 +122,9 @@ def run_transfer(
             start, start_fit = candidates[label], fits[label]
         else:
             label, start, start_fit = f"{s.init} everywhere", torch.full((space.dim,), float(s.init)), None
-        found = search_invariance(encoder, data, start, lambda i: probe_at("self", i), settings=replace(s.search, gradient=gradient),
-                                  device=dev, seed=s.seed, start_probe=start_fit)
+        with using_bn_stats(encoder, bn_stats("self", start)):
+            found = search_invariance(encoder, data, start, lambda i: probe_at("self", i), settings=replace(s.search, gradient=gradient),
+                                      device=dev, seed=s.seed, start_probe=start_fit)
         extra = {"i": space.describe(found.i), "start": label, "selected_step": found.selected_step, "path": found.path,
                  "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()}}
         extra["quantised"] = {f"{b}bit": quantised_rows(found.i, b) for b in s.quantise_bits}

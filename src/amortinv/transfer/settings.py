@@ -30,6 +30,7 @@ class TransferSettings:
     lams: Sequence[float] = LAMBDAS
     search: SearchSettings = field(default_factory=SearchSettings)
     init: str = "best"
+    recalibrate_bn: bool = False
     lrs: Sequence[float] = (1e-3, 1e-2)
     weight_decays: Sequence[float] = (0.0, 1e-4)
     epochs: int = 10
