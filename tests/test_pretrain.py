@@ -70,7 +70,7 @@ class Recorder(L.Callback):
         self.stop_after_epoch = stop_after_epoch
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.descriptors.append(module.space.sample_index(trainer.global_step - 1, module.hparams.seed))
+        self.descriptors.append(module.descriptor_index(trainer.global_step - 1))
         if hasattr(module, "queues"):
             self.queues.append(module.queues.keys.detach().clone())
 

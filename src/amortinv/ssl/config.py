@@ -46,7 +46,7 @@ class PretrainConfig:
         proj_layers: projection head layers (default: 2, MoCo-v3 3).
         per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
         hyper_lr: learning-rate gain of the hypernetworks' output layers: a number, or auto (each generated kernel takes a plain conv's step).
-        ones_share: share of the steps at the all-ones descriptor (default: uniform over the training descriptors).
+        ones_share: share of the steps at the all-ones descriptor, the rest uniform over the others (null: uniform over all; 0.5 won the pre-training ablation on groups2, docs/fidelity.md).
         momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
         queue_size: MoCo-v2 queue length per descriptor.
         pred_hidden: MoCo-v3 predictor hidden width.
@@ -92,7 +92,7 @@ class PretrainConfig:
     proj_layers: int | None = None
     per_descriptor_heads: bool = False
     hyper_lr: float | str = 1.0
-    ones_share: float | None = None
+    ones_share: float | None = 0.5
     momentum: float | None = None
     queue_size: int = 4096
     pred_hidden: int = 512

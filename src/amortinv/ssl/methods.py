@@ -110,12 +110,14 @@ class ContrastivePretrainer(L.LightningModule):
         return lambda: mlp(self.encoder.feature_dim, h.proj_hidden, h.proj_dim, h.proj_layers)
 
     # ---------------------------------------------------------------- descriptors
+    def descriptor_index(self, step: int) -> int:
+        """Index of the training descriptor of global ``step`` (0 for a fixed descriptor)."""
+        return 0 if self.fixed is not None else self.space.sample_index(step, self.hparams.seed, self.sampling_weights)
+
     def descriptor(self) -> tuple[int, torch.Tensor]:
-        """(index, descriptor (K,)) for the current global step; index 0 for a fixed descriptor."""
-        if self.fixed is not None:
-            return 0, self.fixed
-        idx = self.space.sample_index(self.global_step, self.hparams.seed, self.sampling_weights)
-        return idx, self.descriptors[idx]
+        """(index, descriptor (K,)) for the current global step."""
+        idx = self.descriptor_index(self.global_step)
+        return idx, (self.fixed if self.fixed is not None else self.descriptors[idx])
 
     def encoder_input(self, d: torch.Tensor) -> torch.Tensor | None:
         return d if self.encoder.conditioned else None

@@ -231,7 +231,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         return {}
     steps_run = trainer.global_step - start_step
     counts = torch.bincount(
-        torch.tensor([space.sample_index(t, cfg.seed, module.sampling_weights) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
+        torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
     result: dict[str, Any] = {
