@@ -108,3 +108,26 @@ def test_lazy_exports_resolve_to_the_objects_not_their_modules():
         for name in package.__all__:
             if name != "__version__":
                 assert not inspect.ismodule(getattr(package, name)), f"{package.__name__}.{name}"
+
+
+def test_a_cli_run_prints_no_third_party_noise(tiny_npz, tmp_path):
+    out = run_cli("pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
+                  "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
+                  "--knn-eval", "false", "--progress", "false", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    assert "pre-training done" in text
+    for noise in ("litlogger", "litmodels", "LeafSpec", "torch.jit.script"):
+        assert noise not in text, noise
+
+
+def test_bad_options_and_configs_are_one_line(tmp_path):
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("lr: [1\n")
+    for args, words in ((["transfer", "--encoder", "x", "--bogus", "3"], "unrecognized arguments: --bogus"),
+                        (["transfer", "--encoder", "x", "--lr-i", "abc"], '"lr_i"'),
+                        (["pretrain", "--config", str(bad_config)], "Problems parsing config"),
+                        (["nosuch"], "invalid choice: 'nosuch'")):
+        out = run_cli(*args)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("amortinv: error:") and words in lines[0], out.stderr

@@ -178,7 +178,7 @@ def test_bad_inputs_are_clear():
         derive_task("zoom", x)
 
 
-def test_transfer_cli_end_to_end(tiny_npz, tmp_path):
+def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys):
     import json
 
     from PIL import Image
@@ -194,6 +194,9 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path):
           "--methods", "ai,ai_forward", "--baselines", "probe", "--i-steps", "2", "--eval-every", "1", "--i-batch-size", "32",
           "--batch-size", "16", "--device", "cpu", "--out", str(out)])
     result = json.loads((out / "result.json").read_text())
+    printed = capsys.readouterr().out
+    assert "== npz:classification" in printed and "test top1" in printed and "== rotation" in printed and "test r2" in printed
+    assert "files written:" in printed and "learned_i.png" in printed
     assert set(result["tasks"]) == {"npz:classification", "rotation"}
     cls = result["tasks"]["npz:classification"]["methods"]
     assert {"top1", "mean_per_class"} == set(cls["ai"]["test"]) and set(cls["ai"]["i"]) == {"spatial", "appearance"}

@@ -146,17 +146,27 @@ SIGNATURES: dict[str, Callable[[], object]] = {
 }
 
 
+class _Parser(ArgumentParser):
+    """jsonargparse's parser, with a bad option or config reported in one line (no usage block)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
+        parser = getattr(ex, "subcommand_parser", None) or self
+        text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
+        sys.stderr.write(f"amortinv: error: {text} (see: {parser.prog.replace(' [options]', '')} --help)\n")
+        raise SystemExit(2)
+
+
 def build_parser() -> ArgumentParser:
     """The top-level parser with one subcommand per entry of ``COMMANDS``."""
     from amortinv import __version__
 
-    parser = ArgumentParser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.")
+    parser = _Parser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.")
     parser.add_argument("--version", action="version", version=f"amortinv {__version__}")
     subcommands = parser.add_subcommands(dest="command")
     for name, fn in COMMANDS.items():
         source = SIGNATURES[name]() if name in SIGNATURES else fn
         summary = (source.__doc__ or "").strip().split("\n")[0]
-        sub = ArgumentParser(prog=f"amortinv {name}", description=summary)
+        sub = _Parser(prog=f"amortinv {name}", description=summary)
         sub.add_argument("--config", action=ActionConfigFile, help="YAML file with option values")
         if isinstance(source, type):
             sub.add_class_arguments(source, as_group=False)

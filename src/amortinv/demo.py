@@ -74,7 +74,7 @@ def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: 
         method="simclr", encoder=encoder, encoder_options={"cifar_stem": True, "width": p.width}, space="groups2",
         fixed_descriptor=fixed, data=data, data_root=data_root, batch_size=p.batch_size, epochs=10_000,
         max_steps=p.pretrain_steps, lr=2e-3, warmup_epochs=0.0, proj_hidden=256, proj_dim=64, knn_eval=False,
-        accelerator="gpu" if device == "cuda" else "cpu", out=str(out / name), seed=seed,
+        accelerator="gpu" if device == "cuda" else "cpu", out=str(out / name), seed=seed, overwrite=True,  # a demo re-run replaces its runs
     )
     return run_pretrain(cfg)
 
