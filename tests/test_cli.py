@@ -131,3 +131,23 @@ def test_bad_options_and_configs_are_one_line(tmp_path):
         out = run_cli(*args)
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("amortinv: error:") and words in lines[0], out.stderr
+
+
+def test_inputs_that_cannot_work_are_refused_before_any_work(tmp_path, capsys):
+    import torch
+
+    cases = [(["bound", "--empirical", "1.5", "--n", "100", "--x-norm", "1", "--b-norm", "1"], "--empirical must be a loss in [0"),
+             (["bound", "--empirical", "nan", "--n", "100", "--x-norm", "1", "--b-norm", "1"], "empirical"),
+             (["pretrain", "--max-steps", "0", "--out", str(tmp_path / "p")], "--max-steps must be >= 1"),
+             (["pretrain", "--temperature", "0", "--out", str(tmp_path / "p")], "--temperature must be > 0"),
+             (["transfer", "--encoder", "x", "--batch-size", "0", "--out", str(tmp_path / "t")], "--batch-size must be >= 1")]
+    if not torch.cuda.is_available():
+        cases += [(["pretrain", "--accelerator", "gpu", "--out", str(tmp_path / "p")], "no CUDA GPU is visible"),
+                  (["transfer", "--encoder", "x", "--device", "cuda", "--out", str(tmp_path / "t")], "no CUDA GPU is visible"),
+                  (["demo", "--device", "cuda", "--out", str(tmp_path / "d")], "no CUDA GPU is visible")]
+    for args, words in cases:
+        with pytest.raises(SystemExit) as err:
+            main(args)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert err.value.code == 2 and len(lines) == 1 and words in lines[0], (args, lines)
+    assert not any((tmp_path / name).exists() for name in ("p", "t", "d"))

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amortinv.data import SHAPE_TASKS, build_dataset
+from amortinv.devices import resolve_device
 from amortinv.encoders import load_encoder
 from amortinv.measure import measure_invariance
 from amortinv.measure.transforms import resolve_transforms
@@ -137,7 +138,7 @@ def run_demo(
     from amortinv.viz.transfer import learned_i_chart
 
     p = PROFILES["quick" if quick else "full"]
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     out_dir = Path(out)
     space = InvarianceSpace.from_name("groups2")
     start = time.perf_counter()

@@ -36,6 +36,7 @@ def load_pool(data: str, data_root: str | None, split: str, task: str, limit: in
     """Images (M, 3, H, W) uint8, targets and the kind (classification or regression) of the few-shot pool."""
     import torch
 
+    from amortinv.devices import resolve_device
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
@@ -120,7 +121,7 @@ def fewshot_command(
             raise ValueError(f"--{name} must be >= {low}, got {value}")
     if lr_i <= 0:
         raise ValueError(f"--lr-i must be > 0, got {lr_i}")
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     enc, space = load_encoder_and_space(encoder)
     if not enc.conditioned:
         raise ValueError(f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)")

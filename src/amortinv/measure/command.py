@@ -65,6 +65,7 @@ def measure_command(
     """
     import torch
 
+    from amortinv.devices import resolve_device
     from amortinv.data import build_dataset
     from amortinv.encoders import load_encoder
     from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
@@ -74,10 +75,22 @@ def measure_command(
     from amortinv.transfer.data import stack_dataset
     from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    if num_images < 1 or reference_images < 2 or steps < 2:
+        raise ValueError(f"--num-images must be >= 1, --reference-images >= 2 and --steps >= 2, got {num_images}, {reference_images}, {steps}")
+    dev = torch.device(resolve_device(device))
     enc, inv_space = load_encoder_and_space(encoder, space)
     enc = enc.to(dev).eval()
     names = resolve_transforms(transforms)
+    # every option is checked before the measurement starts (nothing half-written on a bad option)
+    if interpolate and ("->" not in interpolate or interpolate.count("->") != 1 or not enc.conditioned):
+        raise ValueError("--interpolate takes one 'start->end' pair of descriptors, e.g. '1,0->0,1', and a conditioned encoder")
+    if interpolate:
+        [parse_descriptors(p, inv_space) for p in interpolate.split("->")]
+        resolve_transforms(interpolate_transforms)
+    if grid_transform:
+        resolve_transforms(grid_transform)
+        if not enc.conditioned or inv_space.dim != 2:
+            raise ValueError("--grid-transform needs a conditioned encoder with K = 2 factors")
     ds = (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors()) if enc.conditioned else None
     images, _ = stack_dataset(build_dataset(data, data_root, split), num_images + reference_images, seed)
     if len(images) < num_images + 2:
@@ -162,6 +175,8 @@ def bound_command(
     from amortinv.transfer.data import encode, make_task
     from amortinv.transfer.probe import fit_probe
 
+    if empirical is not None and not 0 <= empirical <= loss_max:
+        raise ValueError(f"--empirical must be a loss in [0, M = {loss_max}], got {empirical}")
     if encoder is None:
         missing = [name for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm)) if v is None]
         if missing:

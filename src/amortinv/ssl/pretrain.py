@@ -131,6 +131,14 @@ def _check(cfg: PretrainConfig) -> None:
         raise ValueError(f"logger must be csv or tensorboard, got '{cfg.logger}'")
     if cfg.batch_size < 2 or cfg.epochs < 1 or cfg.accumulate < 1:
         raise ValueError("batch_size must be >= 2, epochs >= 1 and accumulate >= 1")
+    if cfg.max_steps == 0 or cfg.max_steps < -1:
+        raise ValueError(f"--max-steps must be >= 1 (or -1: all epochs), got {cfg.max_steps}: a run without steps trains nothing")
+    if cfg.temperature is not None and cfg.temperature <= 0:
+        raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
+    if cfg.lr <= 0:
+        raise ValueError(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--accelerator {cfg.accelerator}: no CUDA GPU is visible to PyTorch here; use --accelerator cpu (or auto)")
 
 
 def _is_launch_rank_zero() -> bool:

@@ -40,6 +40,7 @@ def build_tasks(
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
     import torch
 
+    from amortinv.devices import resolve_device
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import make_task, stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
@@ -159,13 +160,18 @@ def transfer_command(
 
     if loss not in ("mse", "l1"):
         raise ValueError(f"loss must be mse or l1, got '{loss}'")
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = resolve_device(device)
     enc, inv_space = load_encoder_and_space(encoder, space)
     plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}
     run = [m.strip() for m in (methods + "," + baselines).split(",") if m.strip()]
     if not enc.conditioned:
         run = [m for m in run if m not in ("ai", "ai_forward")]
     stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
+    for name, value in (("batch_size", batch_size), ("i_batch_size", i_batch_size), ("eval_every", eval_every), ("epochs", epochs)):
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if i_steps < 0 or lr_i <= 0:
+        raise ValueError(f"--i-steps must be >= 0 and --lr-i > 0, got {i_steps} and {lr_i}")
     if init != "best":
         try:
             if not 0 <= float(init) <= 1:
