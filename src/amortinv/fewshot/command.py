@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amortinv.devices import resolve_device
 from amortinv.fewshot.settings import EpisodeSearch, FewShotSettings
 
 _DEFAULTS = FewShotSettings()
@@ -36,7 +37,6 @@ def load_pool(data: str, data_root: str | None, split: str, task: str, limit: in
     """Images (M, 3, H, W) uint8, targets and the kind (classification or regression) of the few-shot pool."""
     import torch
 
-    from amortinv.devices import resolve_device
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task

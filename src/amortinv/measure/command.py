@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from amortinv.devices import resolve_device
 from amortinv.transfer.command import load_encoder_and_space
 
 __all__ = ["measure_command", "bound_command"]
@@ -65,7 +66,6 @@ def measure_command(
     """
     import torch
 
-    from amortinv.devices import resolve_device
     from amortinv.data import build_dataset
     from amortinv.encoders import load_encoder
     from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance

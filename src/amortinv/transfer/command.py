@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from amortinv.devices import resolve_device
 from amortinv.transfer.settings import SearchSettings, TransferSettings
 
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
@@ -40,7 +41,6 @@ def build_tasks(
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
     import torch
 
-    from amortinv.devices import resolve_device
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import make_task, stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
@@ -160,13 +160,6 @@ def transfer_command(
 
     if loss not in ("mse", "l1"):
         raise ValueError(f"loss must be mse or l1, got '{loss}'")
-    dev = resolve_device(device)
-    enc, inv_space = load_encoder_and_space(encoder, space)
-    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}
-    run = [m.strip() for m in (methods + "," + baselines).split(",") if m.strip()]
-    if not enc.conditioned:
-        run = [m for m in run if m not in ("ai", "ai_forward")]
-    stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
     for name, value in (("batch_size", batch_size), ("i_batch_size", i_batch_size), ("eval_every", eval_every), ("epochs", epochs)):
         if value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -178,6 +171,16 @@ def transfer_command(
                 raise ValueError
         except ValueError:
             raise ValueError(f"init must be 'best' or a number in [0, 1], got '{init}'") from None
+    dev = resolve_device(device)
+    enc, inv_space = load_encoder_and_space(encoder, space)
+    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}
+    run = [m.strip() for m in (methods + "," + baselines).split(",") if m.strip()]
+    if not enc.conditioned:
+        run = [m for m in run if m not in ("ai", "ai_forward")]
+    try:
+        stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{finetune_stages}'") from None
     search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
     settings = TransferSettings(lams=_floats(lams), search=search, init=init, recalibrate_bn=recalibrate_bn, lrs=_floats(lrs), weight_decays=_floats(weight_decays),
                                 epochs=epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
