@@ -104,3 +104,21 @@ def test_corrupt_jpeg_inside_archive(tmp_path):
     np.savez(tmp_path / "train.npz", jpeg=jpeg, offsets=np.array([0, 50, len(jpeg)]), labels=np.array([0, 1]))
     with pytest.raises(ValueError, match="not a decodable JPEG"):
         build_dataset("cifar10", tmp_path, "train")
+
+
+def test_a_single_npz_file_is_never_its_own_test_split(tiny_npz, tmp_path, capsys):
+    from amortinv.cli import main
+    from amortinv.data import build_dataset
+    from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+    single = tiny_npz / "train.npz"
+    assert len(build_dataset("npz", str(single), "train")) == 96
+    with pytest.raises(ValueError, match="has no 'test' split"):
+        build_dataset("npz", str(single), "test")
+    result = run_pretrain(PretrainConfig(data="npz", data_root=str(single), batch_size=16, max_steps=2, progress=False,
+                                         encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16,
+                                         out=str(tmp_path / "pre")))
+    assert "knn_top1" not in result  # no test split, so no kNN accuracy (never measured on the training images)
+    with pytest.raises(SystemExit):
+        main(["transfer", "--encoder", str(tmp_path / "pre"), "--data", "npz", "--data-root", str(single), "--out", str(tmp_path / "t")])
+    assert "has no 'test' split" in capsys.readouterr().err and not (tmp_path / "t").exists()

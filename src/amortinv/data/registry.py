@@ -96,7 +96,10 @@ def _imagefolder(root: Path, split: str, tf: Callable) -> Dataset:
 
 
 def _npz(root: Path, split: str) -> ImageArrayDataset:
-    if root.is_file():
+    if root.is_file():  # one file is one split: it is never also the test split
+        if split != "train":
+            raise ValueError(f"npz dataset: the single file {root} is the train split and has no '{split}' split; "
+                             f"give a folder holding train.npz and {split}.npz")
         return load_npz(root)
     path = root / f"{split}.npz"
     if not path.is_file():
