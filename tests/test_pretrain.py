@@ -149,3 +149,23 @@ def test_run_folders_are_never_mixed(tiny_npz, tmp_path):
     run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=3, overwrite=True))
     assert json.loads((tmp_path / "r" / "run_config.json").read_text())["max_steps"] == 3
     assert len(list((tmp_path / "r" / "logs").glob("launch*"))) == 1  # the old run's logs are gone
+
+
+def test_resume_refuses_unusable_checkpoints_in_one_line(tiny_npz, tmp_path, capsys):
+    import pickle
+
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=2, max_steps=3))
+    good = tmp_path / "r" / "checkpoints" / "last.ckpt"
+    state = torch.load(good, weights_only=True)
+    bad = {"pickled.ckpt": lambda p: p.write_bytes(pickle.dumps({"global_step": 1, "obj": Recorder()})),
+           "truncated.ckpt": lambda p: p.write_bytes(good.read_bytes()[:1000]),
+           "keyless.ckpt": lambda p: torch.save({"state_dict": state["state_dict"]}, p),
+           "other_model.ckpt": lambda p: torch.save({**state, "state_dict": {k: v[:1] if v.ndim else v for k, v in state["state_dict"].items()}}, p)}
+    for name, make in bad.items():
+        path = tmp_path / name
+        make(path)
+        with pytest.raises(SystemExit) as err:
+            main(cli_args(tiny_npz, tmp_path / "other", "--resume", str(path)))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert err.value.code == 2 and len(lines) == 1 and "--resume" in lines[0] and str(path) in lines[0], (name, lines)
+        assert "weights_only=False" not in lines[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
 import time
 from dataclasses import asdict
@@ -178,6 +179,26 @@ def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
         (out / "run_config.json").write_text(json.dumps(_settings(cfg), indent=2) + "\n")
 
 
+def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
+    """The global step of a checkpoint to resume from, after checking that it is a safe, complete
+    checkpoint of this very model (tensors only, every parameter present with its shape)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        step, weights = int(state["global_step"]), state["state_dict"]
+    except pickle.UnpicklingError:
+        raise ValueError(f"--resume: {path} holds Python objects besides tensors; amortinv loads tensors only and refuses it") from None
+    except Exception as err:  # truncated file, missing keys: "not a usable checkpoint"
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise ValueError(f"--resume: {path} is not a readable amortinv checkpoint ({type(err).__name__}: {reason})") from None
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    wrong = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
+    if missing or wrong:
+        detail = (f"missing {missing[:3]}" if missing else "") + (f" shapes differ for {wrong[:3]}" if wrong else "")
+        raise ValueError(f"--resume: {path} does not hold this model's weights ({detail.strip()}); was it saved with other settings?")
+    return step
+
+
 def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None) -> dict[str, Any]:
     """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
 
@@ -229,10 +250,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt}")
     if launcher:
         start_run_folder(cfg, out)
+    start_step = 0 if ckpt is None else read_checkpoint_step(ckpt, module)
     start = time.perf_counter()
-    start_step = 0
-    if ckpt is not None:
-        start_step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - start
     if not trainer.is_global_zero:
