@@ -151,3 +151,46 @@ def test_inputs_that_cannot_work_are_refused_before_any_work(tmp_path, capsys):
         lines = capsys.readouterr().err.strip().splitlines()
         assert err.value.code == 2 and len(lines) == 1 and words in lines[0], (args, lines)
     assert not any((tmp_path / name).exists() for name in ("p", "t", "d"))
+
+
+def test_more_bad_inputs_are_one_line(tiny_npz, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for split in ("train", "test"):
+        np.savez(empty / f"{split}.npz", images=np.zeros((0, 8, 8, 3), np.uint8), labels=np.zeros((0,), np.int64))
+    one_class = tmp_path / "one"
+    one_class.mkdir()
+    for split in ("train", "test"):
+        np.savez(one_class / f"{split}.npz", images=np.zeros((20, 8, 8, 3), np.uint8), labels=np.zeros((20,), np.int64))
+    lying = tmp_path / "lying"
+    lying.mkdir()
+    (lying / "encoder.json").write_text(json.dumps({"format": "amortinv-encoder/1", "encoder": ["hyper_resnet18", 2]}))
+    (lying / "encoder.safetensors").write_bytes(b"")
+    latin = tmp_path / "space.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    from amortinv.encoders import build_encoder, save_encoder
+    from amortinv.spaces import InvarianceSpace
+
+    save_encoder(tmp_path / "enc" / "encoder", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
+                 metadata={"space": InvarianceSpace.from_name("groups2").to_config()})
+    cases = [(["pretrain", "--data", "npz", "--data-root", str(empty), "--out", str(tmp_path / "p")], "holds no images"),
+             (["transfer", "--encoder", str(tmp_path / "enc"), "--data", "npz", "--data-root", str(one_class), "--out", str(tmp_path / "t")], "single class"),
+             (["transfer", "--encoder", str(tmp_path / "enc"), "--data", "npz", "--data-root", str(tiny_npz), "--train-limit", "4",
+               "--out", str(tmp_path / "t")], "too few"),
+             (["transfer", "--encoder", str(lying), "--out", str(tmp_path / "t")], "is not an amortinv encoder config"),
+             (["preview", "--space", str(latin), "--out", str(tmp_path / "x.png")], "not UTF-8"),
+             (["preview", "--image-size", "0", "--out", str(tmp_path / "x.png")], "--image-size must be >= 8"),
+             (["preview", "--out", str(a_file / "grid.png")], "is a file, not a folder"),
+             (["transfer", "--encoder", str(tmp_path / "enc"), "--out", str(a_file / "t")], "is a file, not a folder")]
+    for args, words in cases:
+        with pytest.raises(SystemExit) as err:
+            main(args)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert err.value.code == 2 and len(lines) == 1 and words in lines[0], (args, lines)
+    assert not any((tmp_path / name).exists() for name in ("p", "t", "x.png"))

@@ -54,6 +54,9 @@ def preview(
 
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
+    from amortinv.results import check_output_folder
+
+    check_output_folder(Path(out).parent)
     torch.manual_seed(seed)
     inv_space = load_space(space)
     ds = build_dataset(data, data_root, split, image_size=image_size, download=download)

@@ -217,7 +217,9 @@ def load_space(spec: str) -> InvarianceSpace:
         if not path.is_file():
             raise FileNotFoundError(f"invariance space file not found: {path}")
         try:
-            cfg = yaml.safe_load(path.read_text())
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text: is it the space's YAML file?") from None
         except yaml.YAMLError as err:
             raise ValueError(f"{path} is not valid YAML/JSON: {err}") from err
         if not isinstance(cfg, dict):

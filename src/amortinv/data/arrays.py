@@ -179,6 +179,8 @@ def load_npz(path: Path) -> ImageArrayDataset:
         )
     nchw = _images_to_nchw(images, path)
     n = len(nchw)
+    if n == 0:
+        raise ValueError(f"{path} holds no images")
     if ("labels" in arrays) == ("targets" in arrays):
         raise ValueError(f"{path} must hold exactly one of 'labels' or 'targets'; it has {sorted(arrays)}")
     if "labels" in arrays:

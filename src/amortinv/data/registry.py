@@ -139,6 +139,8 @@ def build_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; choose from {sorted(DATASETS)}")
+    if image_size is not None and image_size < 8:
+        raise ValueError(f"--image-size must be >= 8 pixels (or unset: the images' own size), got {image_size}")
     if name == "shapes":
         return shapes_dataset(split, size=image_size or 32)
     root = _check_root(name, None if root is None else Path(root))

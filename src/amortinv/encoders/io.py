@@ -76,8 +76,11 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu", **e
         raise ValueError(f"encoder at {config_path} does not match: " + "; ".join(diffs))
     if not weights.is_file():
         raise FileNotFoundError(f"encoder weights not found: {weights}")
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    encoder = build_encoder(cfg["name"], **options)
+    try:
+        options = {k: v for k, v in cfg.items() if k != "name"}
+        encoder = build_encoder(cfg["name"], **options)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{config_path} does not describe an amortinv encoder ({type(err).__name__}: {err})") from None
     try:
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError) as err:

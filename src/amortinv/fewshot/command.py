@@ -107,7 +107,7 @@ def fewshot_command(
     from amortinv.encoders import load_encoder
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.fewshot.heads import HEADS
-    from amortinv.results import write_json
+    from amortinv.results import check_output_folder, write_json
     from amortinv.transfer.command import load_encoder_and_space
     from amortinv.viz.fewshot import fewshot_figure
 
@@ -121,6 +121,7 @@ def fewshot_command(
             raise ValueError(f"--{name} must be >= {low}, got {value}")
     if lr_i <= 0:
         raise ValueError(f"--lr-i must be > 0, got {lr_i}")
+    check_output_folder(out)
     dev = resolve_device(device)
     enc, space = load_encoder_and_space(encoder)
     if not enc.conditioned:

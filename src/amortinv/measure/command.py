@@ -70,13 +70,14 @@ def measure_command(
     from amortinv.encoders import load_encoder
     from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
     from amortinv.measure.transforms import resolve_transforms
-    from amortinv.results import write_json
+    from amortinv.results import check_output_folder, write_json
     from amortinv.spaces import parse_descriptors
     from amortinv.transfer.data import stack_dataset
     from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
     if num_images < 1 or reference_images < 2 or steps < 2:
         raise ValueError(f"--num-images must be >= 1, --reference-images >= 2 and --steps >= 2, got {num_images}, {reference_images}, {steps}")
+    check_output_folder(out)
     dev = torch.device(resolve_device(device))
     enc, inv_space = load_encoder_and_space(encoder, space)
     enc = enc.to(dev).eval()
@@ -168,7 +169,7 @@ def bound_command(
         seed: seed of the subset and the probe.
     """
     from amortinv.data import build_dataset
-    from amortinv.results import write_json
+    from amortinv.results import check_output_folder, write_json
     from amortinv.spaces import parse_descriptors, quantise
     from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
     from amortinv.transfer.data import stack_dataset

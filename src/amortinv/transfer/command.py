@@ -154,7 +154,7 @@ def transfer_command(
     import torch
 
     from amortinv.encoders import load_encoder
-    from amortinv.results import write_json
+    from amortinv.results import check_output_folder, write_json
     from amortinv.transfer.protocol import run_transfer
     from amortinv.viz.transfer import learned_i_chart
 
@@ -171,6 +171,7 @@ def transfer_command(
                 raise ValueError
         except ValueError:
             raise ValueError(f"init must be 'best' or a number in [0, 1], got '{init}'") from None
+    check_output_folder(out)
     dev = resolve_device(device)
     enc, inv_space = load_encoder_and_space(encoder, space)
     plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}

@@ -121,6 +121,10 @@ def make_task(
         if len(x) != len(y):
             raise ValueError(f"task '{name}': {split} has {len(x)} images but {len(y)} targets")
     ytr, yte = _check_targets(name, train[1], task), _check_targets(name, test[1], task)
+    if len(ytr) < 10:
+        raise ValueError(f"task '{name}': {len(ytr)} training examples are too few to carve a validation split (need >= 10)")
+    if task == "classification" and len(ytr.unique()) < 2:
+        raise ValueError(f"task '{name}': the training labels hold a single class ({int(ytr[0])}); classification needs >= 2")
     if task == "regression" and ytr.shape[1] != yte.shape[1]:
         raise ValueError(f"task '{name}': train targets have {ytr.shape[1]} outputs, test targets {yte.shape[1]}")
     tr, val = carve_validation(train[0], ytr, val_fraction, seed)
