@@ -169,3 +169,16 @@ def test_resume_refuses_unusable_checkpoints_in_one_line(tiny_npz, tmp_path, cap
         lines = capsys.readouterr().err.strip().splitlines()
         assert err.value.code == 2 and len(lines) == 1 and "--resume" in lines[0] and str(path) in lines[0], (name, lines)
         assert "weights_only=False" not in lines[0]
+
+
+def test_merged_metrics_keep_each_step_once(tmp_path):
+    from amortinv.ssl.pretrain import merge_metrics
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("epoch,step,train/loss\n" + "".join(f"0,{s},{s}.0\n" for s in range(19)))  # killed after step 18
+    second.write_text("epoch,step,train/loss,train/lr\n" + "".join(f"1,{s},{s}.5,0.1\n" for s in range(16, 30)))  # resumed at 16
+    merge_metrics([first, second], tmp_path / "m.csv")
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    steps = [int(r.split(",")[1]) for r in rows[1:]]
+    assert steps == list(range(30)) and rows[0] == "epoch,step,train/loss,train/lr"
+    assert rows[17].split(",")[2] == "16.5"  # the resumed launch's row for step 16

@@ -81,14 +81,22 @@ class KNNMonitor(Callback):
 
 
 def merge_metrics(parts: list[Path], dest: Path) -> None:
-    """Concatenate the CSV metrics of every launch of a run (first launch first) into ``dest``."""
+    """Concatenate the CSV metrics of every launch of a run (first launch first) into ``dest``.
+
+    A resumed launch starts again at its checkpoint's step, so the rows an earlier launch logged
+    from that step on (after the checkpoint, before it was killed) are dropped: each step once.
+    """
     rows: list[dict[str, str]] = []
     columns: list[str] = []
     for part in parts:
         with open(part, newline="") as f:
             reader = csv.DictReader(f)
             columns += [c for c in reader.fieldnames or [] if c not in columns]
-            rows += list(reader)
+            new = list(reader)
+        steps = [int(r["step"]) for r in new if r.get("step", "").isdigit()]
+        if steps:
+            rows = [r for r in rows if not r.get("step", "").isdigit() or int(r["step"]) < min(steps)]
+        rows += new
     with open(dest, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
