@@ -87,3 +87,23 @@ def test_pretrained_vit_errors(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": argparse.Namespace(cmd="rm -rf")}, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match="safely"):
         load_pretrained_vit(target, tmp_path / "evil.pth")
+
+
+def test_an_unrelated_file_is_not_a_pretrained_vit(tmp_path):
+    target = build_encoder("prompt_vit_tiny", invariance_dim=2, **VIT)
+    resnet = build_encoder("resnet18", cifar_stem=True, width=0.0625)
+    save_file({k: v.contiguous() for k, v in resnet.state_dict().items()}, str(tmp_path / "resnet.safetensors"))
+    with pytest.raises(ValueError, match="holds no tensor of this ViT"):
+        load_pretrained_vit(target, tmp_path / "resnet.safetensors")
+
+
+def test_non_square_images_need_an_image_size(tmp_path):
+    import numpy as np
+
+    from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", images=np.zeros((32, 17, 5, 3), np.uint8), labels=np.arange(32) % 2)
+    with pytest.raises(ValueError, match="17x5, not square: pass --image-size"):
+        run_pretrain(PretrainConfig(data="npz", data_root=str(tmp_path), batch_size=16, max_steps=1, out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()

@@ -150,6 +150,8 @@ def load_pretrained_vit(model: VisionTransformer, path: str | Path) -> dict[str,
     bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
     if bad:
         raise ValueError(f"pre-trained ViT at {path} does not fit this model: " + "; ".join(bad[:5]))
+    if not set(state) & set(own):
+        raise ValueError(f"{path} holds no tensor of this ViT (names like {sorted(state)[:3]}): is it a timm or MoCo-v3 ViT checkpoint?")
     result = model.load_state_dict(state, strict=False)
     return {
         "loaded": sorted(set(state) & set(own)),

@@ -223,7 +223,10 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         check_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train = build_dataset(cfg.data, cfg.data_root, "train", image_size=cfg.image_size)
-    image_size = cfg.image_size or int(train[0][0].shape[-1])
+    height, width = (int(v) for v in train[0][0].shape[-2:])
+    if cfg.image_size is None and height != width:
+        raise ValueError(f"the {cfg.data} images are {height}x{width}, not square: pass --image-size (views are square crops)")
+    image_size = cfg.image_size or width
     data = PretrainData(train, cfg.batch_size, cfg.num_workers, cfg.seed)
     world = cfg.num_nodes * (cfg.devices if isinstance(cfg.devices, int) else 1)
     global_batch = cfg.batch_size * world * cfg.accumulate
