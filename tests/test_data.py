@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,15 @@ def test_a_single_npz_file_is_never_its_own_test_split(tiny_npz, tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["transfer", "--encoder", str(tmp_path / "pre"), "--data", "npz", "--data-root", str(single), "--out", str(tmp_path / "t")])
     assert "has no 'test' split" in capsys.readouterr().err and not (tmp_path / "t").exists()
+
+
+def test_imagefolder_without_splits_is_train_only_and_names_a_corrupt_image(tmp_path):
+    _write_folder(tmp_path / "flat")
+    assert len(build_dataset("imagefolder", tmp_path / "flat", "train", image_size=16)) == 6
+    with pytest.raises(ValueError, match="has no 'test' split"):
+        build_dataset("imagefolder", tmp_path / "flat", "test", image_size=16)
+    ds = build_dataset("imagefolder", tmp_path / "flat", "train", image_size=16)
+    broken = Path(ds.samples[2][0])
+    broken.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=f"unreadable image {broken}"):
+        ds[2]

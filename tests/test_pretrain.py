@@ -182,3 +182,23 @@ def test_merged_metrics_keep_each_step_once(tmp_path):
     steps = [int(r.split(",")[1]) for r in rows[1:]]
     assert steps == list(range(30)) and rows[0] == "epoch,step,train/loss,train/lr"
     assert rows[17].split(",")[2] == "16.5"  # the resumed launch's row for step 16
+
+
+def test_a_live_run_locks_its_folder(tiny_npz, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(str(sleeper.pid))
+        for kw in ({}, {"overwrite": True}, {"resume": "last"}):
+            with pytest.raises(ValueError, match=f"in use by another run \\(pid {sleeper.pid}\\)"):
+                run_pretrain(small_cfg(tiny_npz, out, epochs=1, max_steps=1, **kw))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # a stale lock (its process is gone) does not block: overwrite then runs, and leaves no lock behind
+    run_pretrain(small_cfg(tiny_npz, out, epochs=1, max_steps=1, overwrite=True))
+    assert (out / "result.json").is_file() and not (out / ".lock").exists()

@@ -85,12 +85,26 @@ def _caltech101(root: Path, split: str, download: bool, tf: Callable, per_class:
     return torch.utils.data.Subset(full, chosen)
 
 
+def _load_image(path: str) -> Any:
+    """Open one image as RGB; an unreadable file is a clear error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"unreadable image {path}: {err}") from None
+
+
 def _imagefolder(root: Path, split: str, tf: Callable) -> Dataset:
     folder = root / split if (root / split).is_dir() else root
     if folder is root and any((root / s).is_dir() for s in ("train", "test", "val")):
         raise FileNotFoundError(f"image folder {root} has split folders but no '{split}'")
+    if folder is root and split != "train":  # one folder is one split: it is never also the test split
+        raise ValueError(f"image folder {root} has no split folders, so it is the train split only and has no '{split}' split; "
+                         f"give a folder holding train/ and {split}/")
     try:
-        return tvd.ImageFolder(str(folder), transform=tf)
+        return tvd.ImageFolder(str(folder), transform=tf, loader=_load_image)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"image folder {folder}: {err}") from err
 

@@ -7,12 +7,15 @@ Run folder: ``checkpoints/`` (Lightning, ``last.ckpt`` included), ``encoder.safe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import pickle
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,9 @@ def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
     """Refuse to mix runs, before any work: a non-empty ``out`` needs ``resume`` (with the same
     settings, on an unfinished run) or ``overwrite``."""
     saved = out / "run_config.json"
+    owner = _lock_owner(out)
+    if owner is not None:
+        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
     if cfg.resume:
         if saved.is_file():
             before, now = json.loads(saved.read_text()), json.loads(json.dumps(_settings(cfg)))
@@ -178,11 +184,37 @@ def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
                          "or choose another --out")
 
 
+def _lock_owner(out: Path) -> int | None:
+    """The pid of a live run holding ``out``'s lock, or None."""
+    try:
+        pid = int((out / ".lock").read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (this process's pid) for the run; a live holder means another run uses the folder."""
+    owner = _lock_owner(out)
+    if owner is not None and owner != os.getpid():
+        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".lock").write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        (out / ".lock").unlink(missing_ok=True)
+
+
 def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
     """Once everything is checked: clear ``out`` if overwriting, and record the run's settings."""
     if not cfg.resume:
         if cfg.overwrite and out.exists():
-            shutil.rmtree(out)
+            for child in out.iterdir():  # everything but this run's own lock
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
         out.mkdir(parents=True, exist_ok=True)
         (out / "run_config.json").write_text(json.dumps(_settings(cfg), indent=2) + "\n")
 
@@ -259,50 +291,51 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         ckpt = out / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
         if not ckpt.is_file():
             raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt}")
-    if launcher:
-        start_run_folder(cfg, out)
     start_step = 0 if ckpt is None else read_checkpoint_step(ckpt, module)
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    wall = time.perf_counter() - start
-    if not trainer.is_global_zero:
-        return {}
-    steps_run = trainer.global_step - start_step
-    counts = torch.bincount(
-        torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
-    )
-    device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
-    result: dict[str, Any] = {
-        "method": cfg.method,
-        "baseline_fixed_descriptor": fixed,
-        "encoder": module.encoder.config,
-        "space": space.to_config(),
-        "data": cfg.data,
-        "steps": trainer.global_step,
-        "epochs": trainer.current_epoch,
-        "finished": (0 < cfg.max_steps <= trainer.global_step) or trainer.current_epoch >= cfg.epochs,
-        "global_batch": global_batch,
-        "lr": lr,
-        "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),
-        "wall_time_s": round(wall, 2),
-        "images_per_s": round(steps_run * global_batch / wall, 1) if wall > 0 else None,
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "devices": world,
-        "precision": cfg.precision,
-        "seed": cfg.seed,
-        "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
-    }
-    module.encoder.to(device).eval()
-    save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "fixed_descriptor": fixed, "steps": trainer.global_step})
-    if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
-        bank = _subset(train, cfg.knn_bank, cfg.seed)
-        descriptors = [torch.tensor(fixed)] if fixed else list(space.training_descriptors())
-        result["knn_top1"] = {
-            space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d if module.encoder.conditioned else None, device=device), 4)
-            for d in descriptors
+    with run_lock(out) if launcher else contextlib.nullcontext():
+        if launcher:
+            start_run_folder(cfg, out)
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        wall = time.perf_counter() - start
+        if not trainer.is_global_zero:
+            return {}
+        steps_run = trainer.global_step - start_step
+        counts = torch.bincount(
+            torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
+        )
+        device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
+        result: dict[str, Any] = {
+            "method": cfg.method,
+            "baseline_fixed_descriptor": fixed,
+            "encoder": module.encoder.config,
+            "space": space.to_config(),
+            "data": cfg.data,
+            "steps": trainer.global_step,
+            "epochs": trainer.current_epoch,
+            "finished": (0 < cfg.max_steps <= trainer.global_step) or trainer.current_epoch >= cfg.epochs,
+            "global_batch": global_batch,
+            "lr": lr,
+            "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),
+            "wall_time_s": round(wall, 2),
+            "images_per_s": round(steps_run * global_batch / wall, 1) if wall > 0 else None,
+            "peak_memory_mb": round(peak_memory_mb(device), 1),
+            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "devices": world,
+            "precision": cfg.precision,
+            "seed": cfg.seed,
+            "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
         }
-    merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")
-    result["config"] = {**asdict(cfg), "space": space.to_config()}
-    write_json(out / "result.json", result)
-    return result
+        module.encoder.to(device).eval()
+        save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "fixed_descriptor": fixed, "steps": trainer.global_step})
+        if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
+            bank = _subset(train, cfg.knn_bank, cfg.seed)
+            descriptors = [torch.tensor(fixed)] if fixed else list(space.training_descriptors())
+            result["knn_top1"] = {
+                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d if module.encoder.conditioned else None, device=device), 4)
+                for d in descriptors
+            }
+        merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")
+        result["config"] = {**asdict(cfg), "space": space.to_config()}
+        write_json(out / "result.json", result)
+        return result
