@@ -202,3 +202,31 @@ def test_a_live_run_locks_its_folder(tiny_npz, tmp_path):
     # a stale lock (its process is gone) does not block: overwrite then runs, and leaves no lock behind
     run_pretrain(small_cfg(tiny_npz, out, epochs=1, max_steps=1, overwrite=True))
     assert (out / "result.json").is_file() and not (out / ".lock").exists()
+
+
+class _Preempt(L.Callback):
+    """Sends this process SIGTERM after global step ``at`` (mid-epoch), as a scheduler would."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_mid_epoch_exits_143_and_resume_ends_as_the_uninterrupted_run(tiny_npz, tmp_path, capsys):
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", method="simclr", epochs=2))  # 6 steps per epoch
+    with pytest.raises(SystemExit) as err:
+        run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", method="simclr", epochs=2), callbacks=[_Preempt(at=4)])
+    assert err.value.code == 143 and "interrupted by SIGTERM at step 4" in capsys.readouterr().err
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert not (tmp_path / "cut" / "result.json").exists()
+    result = run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", method="simclr", epochs=2, resume="last"))
+    assert result["steps"] == 12 and result["finished"]
+    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k

@@ -4,8 +4,8 @@ Each step draws ONE descriptor from the space as a pure function of ``(seed, glo
 so every DDP rank uses the same one and a resumed run continues the same sequence (SPEC 1);
 it makes the two views of that descriptor on the training device and computes the method's
 loss. With ``fixed_descriptor`` the same code trains the plain baselines (default recipe,
-S-, A-). The augmentation randomness of a step is seeded from ``(seed, epoch, batch, rank)``,
-so resuming from a checkpoint reproduces an uninterrupted run.
+S-, A-). The augmentation randomness of a step is seeded from ``(seed, global step, micro-batch,
+rank)``, so resuming from a checkpoint (even one saved mid-epoch) reproduces an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class ContrastivePretrainer(L.LightningModule):
             (``Encoder.kernel_step_gains``: each generated kernel takes a plain conv's step).
         ones_share: share of the steps drawn at the all-ones descriptor (None: uniform).
         seed: seeds descriptor sampling and augmentation.
+        schedule: (total optimiser steps, steps per epoch) of the run, for the learning-rate and momentum
+            schedules (default: Lightning's estimate, which sets up the data loader before a checkpoint is
+            restored and so cannot resume a data loader mid-epoch).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class ContrastivePretrainer(L.LightningModule):
         hyper_lr: float | str = _C.hyper_lr,
         ones_share: float | None = _C.ones_share,
         seed: int = _C.seed,
+        schedule: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         defaults = METHOD_DEFAULTS[self.method]  # None means the method's own (one table, in amortinv.ssl.config)
@@ -123,10 +127,12 @@ class ContrastivePretrainer(L.LightningModule):
         return d if self.encoder.conditioned else None
 
     def views(self, images: torch.Tensor, d: torch.Tensor, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views, with randomness seeded by (seed, epoch, batch, rank)."""
+        """The two augmented views, with randomness seeded by (seed, global step, micro-batch, rank): the
+        global step survives any resume, also one in the middle of an epoch."""
         devices = [images.device] if images.device.type == "cuda" else []
+        micro = batch_idx % self.trainer.accumulate_grad_batches
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(step_seed(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank))
+            torch.manual_seed(step_seed(self.hparams.seed, self.global_step, micro, self.global_rank))
             return self.augment(images, d)
 
     # ---------------------------------------------------------------- training
@@ -149,6 +155,13 @@ class ContrastivePretrainer(L.LightningModule):
         """The modules the optimiser trains."""
         return nn.ModuleList([self.encoder, self.projector])
 
+    def schedule_lengths(self) -> tuple[int, int]:
+        """(total optimiser steps, optimiser steps per epoch)."""
+        if self.hparams.schedule is not None:
+            return max(1, int(self.hparams.schedule[0])), max(1, int(self.hparams.schedule[1]))
+        per_epoch = int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches
+        return max(1, int(self.trainer.estimated_stepping_batches)), max(1, per_epoch)
+
     def kernel_lr_gains(self) -> list[tuple[nn.Parameter, float]]:
         """Per-parameter learning-rate gains of the generated kernels (see ``hyper_lr``)."""
         h = self.hparams
@@ -159,8 +172,7 @@ class ContrastivePretrainer(L.LightningModule):
     def configure_optimizers(self) -> dict:
         h = self.hparams
         opt = build_optimizer(h.optimizer, self.online_modules(), h.lr, h.weight_decay, self.kernel_lr_gains())
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches)
+        total, per_epoch = self.schedule_lengths()
         warmup = min(total - 1, int(h.warmup_epochs * per_epoch))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -236,7 +248,7 @@ class MoCoV3(_Momentum):
         return nn.ModuleList([self.encoder, self.projector, self.predictor])
 
     def current_momentum(self) -> float:
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        total, _ = self.schedule_lengths()
         return momentum_schedule(self.global_step, total, self.hparams.momentum)
 
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +25,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, Dataset
 
 from amortinv.data import build_dataset
 from amortinv.encoders import build_encoder, save_encoder
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
+from amortinv.ssl.loader import ResumableLoader, ResumableSampler
 from amortinv.ssl.config import METHOD_DEFAULTS, RESUME_MAY_CHANGE, PretrainConfig
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer
 
@@ -63,11 +66,22 @@ class PretrainData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
-        return DataLoader(
-            self.dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True, num_workers=self.num_workers,
+        sampler = ResumableSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        return ResumableLoader(
+            self.dataset, sampler, batch_size=self.batch_size, num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
         )
+
+
+class PreemptionCheckpoint(Callback):
+    """On SIGTERM (a scheduler preempting the job), write ``last.ckpt`` at the step reached."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
 
 
 class KNNMonitor(Callback):
@@ -113,7 +127,9 @@ def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
     return torch.utils.data.Subset(ds, idx.tolist())
 
 
-def _build_module(cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: int, lr: float) -> ContrastivePretrainer:
+def _build_module(
+    cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: int, lr: float, schedule: tuple[int, int]
+) -> ContrastivePretrainer:
     opts = {**METHOD_DEFAULTS[cfg.method]}
     opts.update({k: getattr(cfg, k) for k in ("temperature", "recipe", "proj_layers", "momentum") if getattr(cfg, k) is not None})
     encoder = build_encoder(cfg.encoder, invariance_dim=space.dim, **(cfg.encoder_options or {}))
@@ -123,7 +139,7 @@ def _build_module(cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float
         image_size=image_size, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
         weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
         proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
-        per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed,
+        per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed, schedule=schedule,
     )
     if cfg.method in ("mocov2", "mocov3"):
         kwargs["momentum"] = opts["momentum"]
@@ -263,9 +279,12 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     world = cfg.num_nodes * (cfg.devices if isinstance(cfg.devices, int) else 1)
     global_batch = cfg.batch_size * world * cfg.accumulate
     lr = cfg.lr * {"none": 1.0, "linear": global_batch / 256, "sqrt": (global_batch / 256) ** 0.5}[cfg.lr_scale]
-    module = _build_module(cfg, space, fixed, image_size, lr)
+    per_epoch = max(1, len(train) // (cfg.batch_size * world) // cfg.accumulate)
+    total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
+    module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch))
 
-    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1)]
+    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
+                 PreemptionCheckpoint(out / "checkpoints" / "last.ckpt")]
     test = None
     if cfg.knn_every or cfg.knn_eval:
         try:
@@ -296,7 +315,12 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         if launcher:
             start_run_folder(cfg, out)
         start = time.perf_counter()
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        except SIGTERMException:
+            print(f"amortinv: interrupted by SIGTERM at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} written: "
+                  "continue with --resume last", file=sys.stderr, flush=True)
+            raise SystemExit(143) from None
         wall = time.perf_counter() - start
         if not trainer.is_global_zero:
             return {}
