@@ -4,8 +4,8 @@ Each step draws ONE descriptor from the space as a pure function of ``(seed, glo
 so every DDP rank uses the same one and a resumed run continues the same sequence (SPEC 1);
 it makes the two views of that descriptor on the training device and computes the method's
 loss. With ``fixed_descriptor`` the same code trains the plain baselines (default recipe,
-S-, A-). The augmentation randomness of a step is seeded from ``(seed, global step, micro-batch,
-rank)``, so resuming from a checkpoint (even one saved mid-epoch) reproduces an uninterrupted run.
+S-, A-). The augmentation randomness of a step is seeded from ``(seed, epoch, batch, rank)``,
+so resuming from a checkpoint (even one saved mid-epoch) reproduces an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -127,12 +127,11 @@ class ContrastivePretrainer(L.LightningModule):
         return d if self.encoder.conditioned else None
 
     def views(self, images: torch.Tensor, d: torch.Tensor, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views, with randomness seeded by (seed, global step, micro-batch, rank): the
-        global step survives any resume, also one in the middle of an epoch."""
+        """The two augmented views, with randomness seeded by (seed, epoch, batch, rank) (a resumed epoch
+        continues its batch count, so a resume reproduces them)."""
         devices = [images.device] if images.device.type == "cuda" else []
-        micro = batch_idx % self.trainer.accumulate_grad_batches
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(step_seed(self.hparams.seed, self.global_step, micro, self.global_rank))
+            torch.manual_seed(step_seed(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank))
             return self.augment(images, d)
 
     # ---------------------------------------------------------------- training
