@@ -194,3 +194,24 @@ def test_more_bad_inputs_are_one_line(tiny_npz, tmp_path, capsys):
         lines = capsys.readouterr().err.strip().splitlines()
         assert err.value.code == 2 and len(lines) == 1 and words in lines[0], (args, lines)
     assert not any((tmp_path / name).exists() for name in ("p", "t", "x.png"))
+
+
+def test_internal_errors_keep_their_traceback_and_ask_for_a_report(monkeypatch, capsys):
+    import amortinv.cli as cli
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(cli.COMMANDS, "bound", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["bound", "--empirical", "0.1", "--n", "10", "--x-norm", "1", "--b-norm", "1"])
+    assert "internal error (a bug, not your input)" in capsys.readouterr().err
+
+
+def test_json_results_are_written_whole_or_not_at_all(tmp_path):
+    from amortinv.results import write_json
+
+    write_json(tmp_path / "r.json", {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "r.json", {"a": object()})
+    assert (tmp_path / "r.json").read_text().strip() == '{\n  "a": 1\n}' and len(list(tmp_path.iterdir())) == 1

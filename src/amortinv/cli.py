@@ -236,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"amortinv: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception:  # not a bad input: a bug; keep the traceback and say so
+        print("amortinv: internal error (a bug, not your input): please report it with the command and the traceback above",
+              file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

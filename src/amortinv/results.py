@@ -31,10 +31,14 @@ def check_output_folder(out: str | Path) -> None:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON (parent folders created) and say where."""
+    """Write ``data`` as indented JSON (parent folders created; written to a temporary name and moved
+    into place, so a failure never leaves half a file) and say where."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2) + "\n"  # serialise first: an unserialisable record writes nothing
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
     print(f"wrote {path}")
     return path
 
