@@ -64,17 +64,18 @@ def test_fit_probe_selects_the_regularisation_on_validation_only():
         fit_probe(x[:10], x[val_idx], data)
 
 
-def test_ridge_leave_one_out_equals_brute_force():
+@pytest.mark.parametrize("n, d", [(25, 6), (8, 20)])  # primal and dual (n < d) forms
+def test_ridge_leave_one_out_equals_brute_force(n, d):
     g = torch.Generator().manual_seed(0)
-    feats, targets = torch.randn(25, 6, generator=g, dtype=torch.float64), torch.randn(25, 2, generator=g, dtype=torch.float64)
+    feats, targets = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, 2, generator=g, dtype=torch.float64)
     lam = 0.05
     x = feats - feats.mean(0)
     x = x / (x.pow(2).mean(0) + 1e-12).sqrt()
-    z = torch.cat([torch.ones(25, 1, dtype=torch.float64), x], dim=1)
-    penalty = torch.diag(torch.tensor([0.0] + [25 * lam] * 6, dtype=torch.float64))
+    z = torch.cat([torch.ones(n, 1, dtype=torch.float64), x], dim=1)
+    penalty = torch.diag(torch.tensor([0.0] + [n * lam] * d, dtype=torch.float64))
     errors = []
-    for k in range(25):
-        keep = torch.arange(25) != k
+    for k in range(n):
+        keep = torch.arange(n) != k
         beta = torch.linalg.solve(z[keep].T @ z[keep] + penalty, z[keep].T @ targets[keep])
         errors.append(targets[k] - z[k] @ beta)
     brute = torch.stack(errors).pow(2).mean()
