@@ -21,10 +21,10 @@ from amortinv.transfer import SearchSettings, TransferSettings, run_transfer
 from amortinv.transfer.command import build_tasks, load_encoder_and_space
 
 VARIANTS = {
-    "best candidate, no steps": dict(init="best", steps=0),
-    "from 0.5 (paper start), 30 steps": dict(init="0.5", steps=30),
+    "best candidate only (0 steps)": dict(init="best", steps=0),
+    "from 0.5 (paper start) + 30 steps": dict(init="0.5", steps=30),
     "best candidate + 30 steps (default)": dict(init="best", steps=30),
-    "best candidate + 30 steps, lr_i 0.02": dict(init="best", steps=30, lr_i=0.02),
+    "best candidate + 30 steps at lr_i 0.02": dict(init="best", steps=30, lr_i=0.02),
     "best candidate + 60 steps": dict(init="best", steps=60),
 }
 
@@ -36,14 +36,14 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--tasks", default="shape,orientation,position,colour")
     parser.add_argument("--train-limit", type=int, default=4000)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=";".join(VARIANTS), help="semicolon-separated variant names")
     parser.add_argument("--out", default="benchmarks/results/i_search.json")
     args = parser.parse_args()
     enc, space = load_encoder_and_space(args.encoder)
     tasks = build_tasks(args.tasks.split(","), args.data, args.data_root, image_size=None, train_limit=args.train_limit,
                         test_limit=100, val_fraction=0.15, seed=0)
     results: dict = {"encoder": args.encoder, "data": args.data, "note": "validation scores only", "variants": {}}
-    for name in args.variants.split(","):
+    for name in args.variants.split(";"):
         v = VARIANTS[name]
         search = replace(SearchSettings(), steps=v["steps"], lr_i=v.get("lr_i", SearchSettings.lr_i))
         settings = TransferSettings(search=search, init=v["init"], quantise_bits=(), batch_size=128)

@@ -133,7 +133,11 @@ def test_episodes_and_lowshot_report_every_row_with_learned_i_in_range():
             "fixed[[0,0] none]/prototype", "plain:plain/logistic"} <= set(rows)
     assert all(r["n"] == 6 and 0 <= r["mean"] <= 1 for r in rows.values())
     assert rows["oracle_best_fixed"]["mean"] >= max(rows[f"fixed[{G.label(d)}]/ridge"]["mean"] for d in G.training_descriptors())
-    assert all(0 <= v <= 1 for v in res["1shot"]["learned_i"]["mean"].values())
+    assert res["1shot"]["learned_i"]["mean"] == {"spatial": 1.0, "appearance": 1.0} and res["1shot"]["moved_share"] == 0  # default: keep i = 1
+    from dataclasses import replace
+
+    gcv = run_episodes(enc, G, images, labels, replace(settings, shots=(1,), one_shot="gcv"), progress=False)
+    assert all(0 <= v <= 1 for v in gcv["1shot"]["learned_i"]["mean"].values()) and gcv["1shot"]["accuracy"]["ai_learned"]["n"] == 6
     targets = torch.rand(len(images), 2)
     low = run_lowshot(enc, G, images, targets, [0.1, 0.2], repeats=3, settings=settings, progress=False)
     assert set(low) == {"0.1", "0.2"} and low["0.1"]["train_size"] == 12

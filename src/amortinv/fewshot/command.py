@@ -69,6 +69,7 @@ def fewshot_command(
     episodes: int = _DEFAULTS.episodes,
     heads: str = ",".join(_DEFAULTS.heads),
     steps: int = _DEFAULTS.search.steps,
+    one_shot: str = _DEFAULTS.one_shot,
     lr_i: float = _DEFAULTS.search.lr_i,
     fractions: str = ",".join(f"{v:g}" for v in _DEFAULTS.fractions),
     repeats: int = _DEFAULTS.repeats,
@@ -93,6 +94,7 @@ def fewshot_command(
         episodes: episodes per shot setting (the paper uses 2000).
         heads: comma-separated heads for the fixed rows: ridge, prototype, logistic.
         steps: descriptor steps per episode (0: keep the best candidate by the support objective).
+        one_shot: 1-shot episodes: ones (keep the default descriptor: one example per class gives no support-only signal for i) or gcv (learn i by generalised cross-validation; measured harmful on the demo).
         lr_i: learning rate (Adam) of the per-episode descriptor.
         fractions: regression: comma-separated train fractions.
         repeats: regression: seeded train/test splits per fraction.
@@ -119,6 +121,8 @@ def fewshot_command(
     for name, value, low in (("ways", ways, 2), ("queries", queries, 1), ("episodes", episodes, 1), ("repeats", repeats, 1), ("steps", steps, 0)):
         if value < low:
             raise ValueError(f"--{name} must be >= {low}, got {value}")
+    if one_shot not in ("ones", "gcv"):
+        raise ValueError(f"--one-shot must be ones or gcv, got '{one_shot}'")
     if lr_i <= 0:
         raise ValueError(f"--lr-i must be > 0, got {lr_i}")
     check_output_folder(out)
@@ -129,7 +133,7 @@ def fewshot_command(
     plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p).to(dev).eval() for p in plain_encoders.split(",") if p.strip()}
     images, targets, kind = load_pool(data, data_root, split, task, limit, seed)
     settings = FewShotSettings(ways=ways, shots=shot_list, queries=queries, episodes=episodes, heads=head_list,
-                               search=EpisodeSearch(steps=steps, lr_i=lr_i), batch_size=batch_size, device=dev, seed=seed)
+                               search=EpisodeSearch(steps=steps, lr_i=lr_i), one_shot=one_shot, batch_size=batch_size, device=dev, seed=seed)
     enc = enc.to(dev).eval()
     start = time.perf_counter()
     if kind == "classification":
@@ -140,7 +144,7 @@ def fewshot_command(
         "encoder": {"path": str(encoder), **enc.config}, "plain_encoders": sorted(plain), "space": space.to_config(), "data": data,
         "split": split, "task": task, "kind": kind, "pool_size": len(images), "device": dev, "seed": seed,
         "settings": {"ways": ways, "shots": list(shot_list), "queries": queries, "episodes": episodes, "heads": list(head_list),
-                     "steps": steps, "lr_i": lr_i, "fractions": list(fraction_list), "repeats": repeats},
+                     "steps": steps, "lr_i": lr_i, "one_shot": one_shot, "fractions": list(fraction_list), "repeats": repeats},
         "protocol": ("per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
                      "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"),
         "results": results, "wall_time_s": round(time.perf_counter() - start, 1),

@@ -84,8 +84,14 @@ def run_episodes(
                 ep = sampler(e)
                 onehot = F.one_hot(ep.support_labels, s.ways).double()
                 objective_of = lambda lam: (lambda f: support_objective(shots)(f, onehot, lam))  # noqa: E731
-                lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
-                i, feats, _, did_move = learn_support_descriptor(cache, starts, ep.support, objective_of(lam), s.search)
+                if shots == 1 and s.one_shot == "ones":  # no support-only signal for i (see support_objective)
+                    ones = {space.label(torch.ones(space.dim)): torch.ones(space.dim)}
+                    lam = _choose_start_lam(cache, ones, ep.support, onehot, objective_of)
+                    i, did_move = torch.ones(space.dim), False
+                    feats = cache.features(space.label(i), i)[ep.support]
+                else:
+                    lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
+                    i, feats, _, did_move = learn_support_descriptor(cache, starts, ep.support, objective_of(lam), s.search)
                 moved += did_move
                 learned.append(i)
                 query = cache.exact(ep.query, i) if did_move else cache.features(space.label(i), i)[ep.query]

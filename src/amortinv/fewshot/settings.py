@@ -26,6 +26,7 @@ class FewShotSettings:
     episodes: int = 2000
     heads: Sequence[str] = ("ridge", "prototype", "logistic")
     search: EpisodeSearch = field(default_factory=EpisodeSearch)
+    one_shot: str = "ones"
     fractions: Sequence[float] = (0.05, 0.1, 0.2)
     repeats: int = 100
     batch_size: int = 128
