@@ -5,7 +5,7 @@ the search (start point, steps, step size) and records the validation score of t
 point, the score of the best fixed candidate, the learned ``i`` and where on the path it was
 selected. Test scores are not read here (the transfer results report them once, for the default).
 
-    python benchmarks/i_search.py --encoder runs/demo/pretrain_ai_simclr --data shapes \
+    python benchmarks/i_search.py --encoder runs/demo/pretrain_ai_simclr --data shapes --variants "from 0.5 (paper start) + 30 steps" \
         --tasks shape,orientation,position,colour --out benchmarks/results/i_search_demo.json
 """
 
