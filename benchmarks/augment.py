@@ -1,8 +1,15 @@
-"""Images/s of the batched augmentation engine vs a per-image torchvision.transforms.v2 DataLoader.
+"""Images/s of augmentation engines for the full SimCLR recipe, two views per image, side by side.
 
-Both make two views of every image with the full SimCLR recipe (descriptor [1, 1] of groups2),
-measured side by side in one run on 32x32 and 96x96 images. Writes
-benchmarks/results/augment.json. Run by hand: ``python benchmarks/augment.py [--device cuda]``.
+Measured in one run (descriptor [1, 1] of groups2 = every SimCLR op):
+- ``engine``: amortinv's batched engine (``VisionAugment``), the loader only hands over uint8;
+- ``torchvision``: the per-image torchvision.transforms.v2 pipeline in a DataLoader (N workers);
+- ``torchaug``: torchaug's batch transforms (crop and jitter per chunk of 8, as it supports), if
+  installed (``pip install --no-deps torchaug``).
+CPU sizes: 32x32 and 96x96 (the issue-13 targets: engine >= 5x torchvision). With
+``--device cuda`` also the GPU targets: 32x32 at batch 512 and 224x224 (from 256x256) at batch
+128, and the share of augmentation in a CIFAR-10 AI-SimCLR training step (Hyper-ResNet-18,
+step time with the engine vs with the views replaced by copies). Writes
+benchmarks/results/augment.json (or ``--out``). Run by hand: ``python benchmarks/augment.py``.
 """
 
 from __future__ import annotations
@@ -10,10 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from amortinv import InvarianceSpace
@@ -21,21 +29,27 @@ from amortinv.augment import VisionAugment
 from amortinv.augment.vision import IMAGENET_MEAN, IMAGENET_STD, blur_kernel_size
 from amortinv.results import write_json
 
+G = InvarianceSpace.from_name("groups2")
+ALL_ON = torch.tensor([1.0, 1.0])
+
+
+def simclr_v2(size: int) -> v2.Compose:
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+        v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))], p=0.5),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
 
 class TwoViews(Dataset):
     """Per-image pipeline, the usual way: each worker augments one image at a time."""
 
     def __init__(self, images: torch.Tensor, size: int) -> None:
-        self.images = images
-        self.tf = v2.Compose([
-            v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))], p=0.5),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ])
+        self.images, self.tf = images, simclr_v2(size)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -45,56 +59,125 @@ class TwoViews(Dataset):
 
 
 def time_torchvision(images: torch.Tensor, size: int, batch: int, workers: int) -> float:
-    loader = DataLoader(TwoViews(images, size), batch_size=batch, num_workers=workers, persistent_workers=False)
+    loader = DataLoader(TwoViews(images, size), batch_size=batch, num_workers=workers)
     start = time.perf_counter()
     n = sum(len(v1) for v1, _ in loader)
     return n / (time.perf_counter() - start)
 
 
-def time_engine(images: torch.Tensor, size: int, batch: int, device: str) -> float:
-    aug = VisionAugment(InvarianceSpace.from_name("groups2"), size).to(device)
-    loader = DataLoader(TensorDataset(images), batch_size=batch)  # the loader only hands over uint8
-    d = torch.tensor([1.0, 1.0])
-    aug(images[:batch].to(device), d)  # warm-up
-    if device == "cuda":
-        torch.cuda.synchronize()
+def _rate(fn: Callable[[torch.Tensor], object], images: torch.Tensor, batch: int, device: str) -> float:
+    """Images/s of ``fn`` over ``images`` in batches (uint8 moved to ``device`` per batch), after a warm-up."""
+    fn(images[:batch].to(device))
+    _sync(device)
     start = time.perf_counter()
-    n = 0
-    for (x,) in loader:
-        v1, v2_ = aug(x.to(device, non_blocking=True), d)
-        n += len(v1)
+    for k in range(0, len(images), batch):
+        fn(images[k:k + batch].to(device, non_blocking=True))
+    _sync(device)
+    return len(images) / (time.perf_counter() - start)
+
+
+def time_engine(images: torch.Tensor, size: int, batch: int, device: str) -> float:
+    aug = VisionAugment(G, size).to(device)
+    return _rate(lambda x: aug(x, ALL_ON), images, batch, device)
+
+
+def time_torchaug(images: torch.Tensor, size: int, batch: int, device: str) -> float | None:
+    try:
+        import torchaug.transforms as T
+    except ImportError:
+        return None
+    tf = T.Compose([
+        T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True, num_chunks=8, batch_transform=True),
+        T.RandomHorizontalFlip(batch_transform=True),
+        T.RandomColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, num_chunks=8, batch_transform=True),
+        T.RandomGrayscale(p=0.2, batch_transform=True),
+        T.RandomGaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0), p=0.5, batch_transform=True),
+        T.ToDtype(torch.float32, scale=True),
+        T.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+    ])
+    to_batch = T.ToBatchImages()
+    return _rate(lambda x: (tf(to_batch(x)), tf(to_batch(x))), images, batch, device)
+
+
+def cpu_table(args: argparse.Namespace) -> dict[str, dict]:
+    table = {}
+    for size, n in ((32, args.images), (96, args.images // 4)):
+        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
+        tv = time_torchvision(images, size, args.batch, args.workers)
+        eng = time_engine(images, size, args.batch, "cpu")
+        ta = time_torchaug(images, size, args.batch, "cpu")
+        table[f"{size}x{size}"] = {
+            "images": n, "batch": args.batch, "engine_images_per_s": round(eng, 1),
+            "torchvision_dataloader_images_per_s": round(tv, 1), "engine_over_torchvision": round(eng / tv, 2),
+            "torchaug_images_per_s": None if ta is None else round(ta, 1),
+        }
+        print(f"CPU {size}x{size}: engine {eng:8.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
+              f"{tv:8.1f} | torchaug {ta or float('nan'):8.1f} | engine/torchvision {eng / tv:.2f}", flush=True)
+    return table
+
+
+def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-    return n / (time.perf_counter() - start)
+
+
+def step_share(batch: int = 512, steps: int = 20, device: str = "cuda", **encoder_options: object) -> dict[str, float]:
+    """Share of augmentation in an AI-SimCLR CIFAR-10 step: step time with the engine vs with copies."""
+    from amortinv.encoders import build_encoder
+    from amortinv.ssl.methods import SimCLR
+
+    encoder = build_encoder("hyper_resnet18", G.dim, cifar_stem=True, **encoder_options)
+    model = SimCLR(encoder, G, image_size=32, schedule=(100, 10)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
+    copies = (lambda x, d: (x.float().div(255), x.float().div(255)))
+
+    def step_time(augment: Callable) -> float:
+        for k in range(steps + 5):
+            if k == 5:
+                _sync(device)
+                start = time.perf_counter()
+            v1, v2_ = augment(images, model._host_descriptors[k % 3])
+            loss = model.loss(v1, v2_, k % 3, model.descriptors[k % 3])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+        return (time.perf_counter() - start) / steps
+
+    with_engine, with_copies = step_time(model.augment), step_time(copies)
+    return {"batch": batch, "step_ms_engine": round(1e3 * with_engine, 2), "step_ms_copies": round(1e3 * with_copies, 2),
+            "augmentation_share": round(1 - with_copies / with_engine, 3)}
+
+
+def gpu_table() -> dict[str, dict]:
+    table = {}
+    for out, src, batch in ((32, 32, 512), (224, 256, 128)):
+        images = torch.randint(0, 256, (batch * 20, 3, src, src), dtype=torch.uint8).pin_memory()
+        rate = time_engine(images, out, batch, "cuda")
+        table[f"{out}x{out}"] = {"source": f"{src}x{src}", "batch": batch, "engine_images_per_s": round(rate, 1)}
+        print(f"CUDA {out}x{out} (from {src}x{src}, batch {batch}): engine {rate:10.1f} img/s", flush=True)
+    table["pretrain_step"] = step_share()
+    print(f"CUDA AI-SimCLR step: {table['pretrain_step']}")
+    return table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--images", type=int, default=4096, help="images per size (32x32); 96x96 uses a quarter")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--images", type=int, default=4096, help="images at 32x32; 96x96 uses a quarter")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     results: dict[str, object] = {
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "cpu_threads": torch.get_num_threads(),
-        "dataloader_workers": args.workers,
-        "batch": args.batch,
+        "cpu": os.cpu_count(), "cpu_threads": torch.get_num_threads(), "dataloader_workers": args.workers,
+        "cpu_table": cpu_table(args),
     }
-    for size, n in ((32, args.images), (96, args.images // 4)):
-        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-        tv = time_torchvision(images, size, args.batch, args.workers)
-        eng = time_engine(images, size, args.batch, args.device)
-        results[f"{size}x{size}"] = {
-            "images": n,
-            "engine_images_per_s": round(eng, 1),
-            "torchvision_dataloader_images_per_s": round(tv, 1),
-            "engine_over_torchvision": round(eng / tv, 2),
-        }
-        print(f"{size}x{size}: engine {eng:9.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
-              f"{tv:9.1f} img/s | ratio {eng / tv:.2f}")
+    if args.device == "cuda":
+        results["gpu"] = torch.cuda.get_device_name()
+        results["gpu_table"] = gpu_table()
     write_json(args.out, results)
 
 

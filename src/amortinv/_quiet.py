@@ -1,8 +1,7 @@
 """Silence third-party output a user of the command line cannot act on (installed by the CLI only).
 
 - Lightning's "Tip: ... try installing litlogger / litmodels" info lines (advertising);
-- the ``LeafSpec`` deprecation that Lightning's pytree helper triggers in torch;
-- the ``torch.jit.script`` deprecation that kornia triggers at import.
+- the ``LeafSpec`` deprecation that Lightning's pytree helper triggers in torch.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ class _DropTips(logging.Filter):
 def quiet_third_party() -> None:
     """Install the warning filters and the log filter (idempotent)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero"):
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in log.filters):

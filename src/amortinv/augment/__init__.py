@@ -1,4 +1,4 @@
-"""Descriptor-driven augmentations (pure PyTorch + kornia)."""
+"""Descriptor-driven augmentations (pure PyTorch: batched ops with per-sample parameters)."""
 
 from amortinv.augment.vision import RECIPES, Recipe, VisionAugment, normalise, resize_center, to_float_images
 

@@ -2,8 +2,13 @@
 
 ``VisionAugment(space, size)(images, i)`` returns the two views of a contrastive step for the
 binary descriptor ``i``: only the ops of the factors switched on are applied (SPEC section 2).
-Random parameters are drawn per sample; all ops are kornia modules, so they run batched on
-whatever device the images are on, and the data loader only needs to decode uint8 images.
+Random parameters are drawn per sample on the CPU (``amortinv.augment.params``, torchvision's
+distributions) and every op is a few whole-batch tensor operations (``amortinv.augment.ops``:
+crop + flip + resize as one ``grid_sample`` straight from the uint8 batch, the four colour-jitter
+ops in a per-sample random order, grayscale, blur as grouped separable convolutions, solarize,
+normalisation). They run on whatever device the images are on without waiting for the host, and
+the data loader only decodes uint8 images. On the CPU an op touches only the samples it applies
+to; elsewhere it is computed for the batch and selected by mask (no host synchronisation).
 
 Op names usable in an ``InvarianceSpace``'s ``ops``: ``crop``, ``flip``, ``color_jitter``,
 ``grayscale``, ``blur``, ``solarize``. Without ``crop`` both views are the same deterministic
@@ -14,8 +19,8 @@ resize + centre crop of the image. Recipes set the op probabilities:
 - ``reference``: the released paper code's appearance group, jitter, grayscale and blur at
   p=1 (every appearance view is grey); only for comparisons.
 
-Randomness comes from torch's global generator (kornia samples from it), so
-``torch.manual_seed`` makes a run reproducible.
+Randomness comes from torch's global CPU generator, so ``torch.manual_seed`` reproduces the views
+exactly on the CPU (and up to floating-point differences on other devices).
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import kornia.augmentation as KA
 import torch
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
+from amortinv.augment import ops as O
+from amortinv.augment.params import ViewParams, sample_view_params
 from amortinv.spaces import InvarianceSpace
 
 __all__ = [
@@ -66,20 +72,12 @@ def blur_kernel_size(side: int) -> int:
     return max(3, int(0.1 * side) // 2 * 2 + 1)
 
 
-def _build_op(name: str, size: tuple[int, int], r: Recipe) -> nn.Module:
-    factories: dict[str, Callable[[], nn.Module]] = {
-        "crop": lambda: KA.RandomResizedCrop(size, scale=r.crop_scale, ratio=r.crop_ratio),
-        "flip": lambda: KA.RandomHorizontalFlip(p=r.flip_p),
-        "color_jitter": lambda: KA.ColorJitter(*r.jitter, p=r.jitter_p),
-        "grayscale": lambda: KA.RandomGrayscale(p=r.grayscale_p),
-        "blur": lambda: KA.RandomGaussianBlur(blur_kernel_size(min(size)), sigma=r.blur_sigma, p=r.blur_p),
-        "solarize": lambda: KA.RandomSolarize(thresholds=0.0, additions=0.0, p=r.solarize_p),
-    }
-    return factories[name]()
-
-
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
-    """Check an image batch (B, 3, H, W), uint8 or float in [0, 1], and return it as float in [0, 1]."""
+    """Check an image batch (B, 3, H, W), uint8 or float in [0, 1], and return it as float in [0, 1].
+
+    The value range of a float batch is checked on the CPU only (elsewhere it would make the host
+    wait for the device); a float32 batch is returned as is, not copied.
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor of shape (B, 3, H, W), got {type(images).__name__}")
     if images.ndim != 4 or images.shape[1] != 3:
@@ -88,7 +86,7 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
         return images.float().div_(255.0)
     if not torch.is_floating_point(images):
         raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {images.dtype}")
-    lo, hi = images.aminmax()
+    lo, hi = images.aminmax() if images.device.type == "cpu" else (0, 1)
     if lo < 0 or hi > 1:
         raise ValueError(f"float images must lie in [0, 1], got values in [{lo.item():.3g}, {hi.item():.3g}]")
     return images.float()
@@ -145,27 +143,66 @@ class VisionAugment(nn.Module):
                 f"vision ops are {list(OP_ORDER)}"
             )
         self.mean, self.std = tuple(mean), tuple(std)
-        self._ops = nn.ModuleDict({name: _build_op(name, self.size, recipe) for name in OP_ORDER})
+        self._active: dict[tuple[float, ...], tuple[str, ...]] = {}
 
     def active_ops(self, descriptor: torch.Tensor | Sequence[float]) -> tuple[str, ...]:
         """The op names switched on by a binary descriptor, in application order."""
-        d = self.space.validate(descriptor, binary=True)
-        on = {op for factor, v in zip(self.space.factors, d.tolist()) if v == 1 for op in self.space.ops[factor]}
-        if "color_jitter" in on and self.recipe.solarize_p > 0:
-            on.add("solarize")
-        return tuple(op for op in OP_ORDER if op in on)
+        key = tuple(torch.as_tensor(descriptor, dtype=torch.float32, device="cpu").tolist())
+        if key not in self._active:
+            d = self.space.validate(key, binary=True)
+            on = {op for factor, v in zip(self.space.factors, d.tolist()) if v == 1 for op in self.space.ops[factor]}
+            if "color_jitter" in on and self.recipe.solarize_p > 0:
+                on.add("solarize")
+            self._active[key] = tuple(op for op in OP_ORDER if op in on)
+        return self._active[key]
 
     def base(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic resize (to cover the output) + centre crop to the output size; (B,3,H,W) float."""
         return resize_center(images, self.size)
 
+    def sample(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> ViewParams:
+        """Random parameters (CPU) of one view of ``images`` (B, 3, H, W) for a binary descriptor."""
+        return sample_view_params(self.active_ops(descriptor), self.recipe, len(images), *images.shape[-2:])
+
+    def apply(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
+        """The view of ``images`` (B, 3, H, W) for parameters ``p``: float (B, 3, *size), normalised."""
+        x = self._geometry(images, p)
+        if p.jitter is not None:
+            x = self._jitter(x, p)
+        if p.grayscale is not None:
+            x = _on_samples(x, p.grayscale, lambda xs, _: O.grayscale(xs))
+        if p.blur is not None:
+            k = blur_kernel_size(min(self.size))
+            x = _on_samples(x, p.blur, lambda xs, idx: O.gaussian_blur(xs, p.blur_sigma[idx], k))
+        if p.solarize is not None:
+            x = _on_samples(x, p.solarize, lambda xs, _: O.solarize(xs))
+        m, s = (torch.as_tensor(v, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True) for v in (self.mean, self.std))
+        return x.sub_(m).div_(s)
+
+    def _geometry(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
+        """Crop + flip + resize in one resampling (a fresh float tensor in [0, 1])."""
+        if p.boxes is None:
+            x = self.base(images)
+            x = x.clone() if x.data_ptr() == images.data_ptr() else x
+            return x if p.flip is None else _on_samples(x, p.flip, lambda xs, _: xs.flip(-1))
+        x = to_float_images(images)
+        flip = p.flip if p.flip is not None else torch.zeros(len(x), dtype=torch.bool)
+        return O.resized_crop_flip(x, p.boxes, flip, self.size, O.supersampling(p.boxes, self.size))
+
+    def _jitter(self, x: torch.Tensor, p: ViewParams) -> torch.Tensor:
+        """Brightness, contrast, saturation and hue, in each sample's own random order."""
+        ones = torch.ones(len(x))
+        for k in range(4):
+            op = torch.where(p.jitter, p.jitter_order[:, k], -1)
+            f = [torch.where(op == j, p.jitter_factors[:, j], ones) for j in range(3)]
+            x = O.linear_jitter(x, *f)
+            shift = p.jitter_factors[:, 3]
+            x = _on_samples(x, (op == 3) & (shift != 0), lambda xs, idx: O.hue(xs, shift[idx]))
+        return x
+
     def view(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> torch.Tensor:
         """One randomly augmented, normalised view (B, 3, H_out, W_out) for a binary descriptor."""
-        ops = self.active_ops(descriptor)
-        x = to_float_images(images) if "crop" in ops else self.base(images)
-        for name in ops:
-            x = self._ops[name](x)
-        return self.normalise(x)
+        return self.apply(images, self.sample(images, descriptor))
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std on a float batch in [0, 1]."""
@@ -182,3 +219,25 @@ class VisionAugment(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent views of ``images`` (B, 3, H, W) for ``descriptor`` (K,)."""
         return self.view(images, descriptor), self.view(images, descriptor)
+
+
+def _on_samples(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    fn: Callable[[torch.Tensor, torch.Tensor | slice], torch.Tensor],
+    subset: bool | None = None,
+) -> torch.Tensor:
+    """``fn(x[idx], idx)`` for the samples where ``mask`` (B,) is set, the rest of ``x`` unchanged.
+
+    With ``subset`` (the default on the CPU) only those samples are computed; otherwise (the
+    default elsewhere) ``fn`` runs on the whole batch and a mask selects, so the host never waits
+    for the device. Both give the same result.
+    """
+    if not (x.device.type == "cpu" if subset is None else subset):
+        return torch.where(mask.to(x.device, non_blocking=True).view(-1, 1, 1, 1), fn(x, slice(None)), x)
+    idx = mask.nonzero().squeeze(1)
+    if len(idx) == len(x):
+        return fn(x, slice(None))
+    if len(idx):
+        x[idx] = fn(x[idx], idx)
+    return x

@@ -103,6 +103,7 @@ class ContrastivePretrainer(L.LightningModule):
                 raise ValueError("a plain encoder needs a fixed_descriptor (it cannot be conditioned on i)")
             self.fixed = None
         self.register_buffer("descriptors", space.training_descriptors(), persistent=False)
+        self._host_descriptors = (self.descriptors if self.fixed is None else self.fixed[None]).clone()
         self.sampling_weights = space.sampling_weights(ones_share) if fixed_descriptor is None else None
         if not (hyper_lr == "auto" or (isinstance(hyper_lr, (int, float)) and hyper_lr > 0)):
             raise ValueError(f"hyper_lr must be a positive number or 'auto', got {hyper_lr!r}")
@@ -126,11 +127,13 @@ class ContrastivePretrainer(L.LightningModule):
     def encoder_input(self, d: torch.Tensor) -> torch.Tensor | None:
         return d if self.encoder.conditioned else None
 
-    def views(self, images: torch.Tensor, d: torch.Tensor, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views, with randomness seeded by (seed, epoch, batch, rank) (a resumed epoch
-        continues its batch count, so a resume reproduces them)."""
-        devices = [images.device] if images.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+    def views(self, images: torch.Tensor, idx: int, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two augmented views for training descriptor ``idx``, with randomness seeded by (seed,
+        epoch, batch, rank) (a resumed epoch continues its batch count, so a resume reproduces them).
+        The augmentation draws its parameters on the CPU from a CPU copy of the descriptor, so the
+        step never waits for the device."""
+        d = self._host_descriptors[idx]
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank))
             return self.augment(images, d)
 
@@ -141,7 +144,7 @@ class ContrastivePretrainer(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         idx, d = self.descriptor()
-        v1, v2 = self.views(images, d, batch_idx)
+        v1, v2 = self.views(images, idx, batch_idx)
         loss = self.loss(v1, v2, idx, d)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}); lower the lr")
