@@ -30,12 +30,15 @@ def preview(
     recipe: str = "simclr",
     seed: int = 0,
     download: bool = False,
+    clip_seconds: float | None = None,
+    wavs: bool = False,
 ) -> str:
-    """Write a PNG grid showing the two views each training descriptor makes of a few images.
+    """Write a PNG grid showing the two views each training descriptor makes of a few images (or log-mel spectrograms of a few clips).
 
     Args:
-        space: invariance space: groups2, individual5, or a YAML file defining one.
-        data: dataset name (shapes (built in), cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz).
+        space: invariance space: groups2, individual5, audio7, or a YAML file defining one.
+        data: dataset name (shapes (built in), cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz;
+            audio: fsdd, fsdd_speaker, audiofolder, audionpz).
         data_root: local folder (or .npz file) holding the dataset.
         split: dataset split to draw images from.
         out: path of the PNG to write.
@@ -44,13 +47,14 @@ def preview(
         recipe: augmentation recipe: simclr, moco or reference.
         seed: random seed (image choice and augmentations).
         download: let torchvision download the dataset (needs internet).
+        clip_seconds: audio: window length in seconds (default 1).
+        wavs: audio: also write every view as a WAV file (in a folder named after the PNG).
     """
     import torch
 
-    from amortinv.augment import VisionAugment
-    from amortinv.data import build_dataset
+    from amortinv.data import build_dataset, dataset_modality
+    from amortinv.modality import MODALITIES
     from amortinv.spaces import load_space
-    from amortinv.viz.preview import preview_grid
 
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
@@ -59,12 +63,13 @@ def preview(
     check_output_folder(Path(out).parent)
     torch.manual_seed(seed)
     inv_space = load_space(space)
-    ds = build_dataset(data, data_root, split, image_size=image_size, download=download)
+    ds = build_dataset(data, data_root, split, image_size=image_size, download=download, clip_seconds=clip_seconds)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:num_images]
     images = torch.stack([ds[int(k)][0] for k in idx])
     size = image_size or tuple(images.shape[-2:])
-    augment = VisionAugment(inv_space, size, recipe=recipe)
-    path = preview_grid(images, augment, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}")
+    modality = MODALITIES[dataset_modality(data)]
+    augment = modality.augment(inv_space, size, recipe=recipe)
+    path = modality.preview(images, augment, ds, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}", wavs=wavs)
     print(f"wrote {path}")
     return str(path)
 

@@ -22,6 +22,7 @@ import yaml
 
 __all__ = ["InvarianceSpace", "load_space", "quantise", "parse_descriptors", "BUILTIN_SPACES"]
 
+CANDIDATE_LIMIT = 32  # fixed descriptors probed downstream at most (all of groups2's and individual5's)
 _SEED_STRIDE = 1_000_003  # a prime: (seed, step) pairs map to distinct generator seeds
 
 
@@ -143,6 +144,23 @@ class InvarianceSpace:
                 bits for bits in itertools.product((0, 1), repeat=self.dim) if sum(bits) >= self.min_active
             )
         return torch.tensor(rows, dtype=torch.float32)
+
+    def candidate_descriptors(self, limit: int = CANDIDATE_LIMIT) -> torch.Tensor:
+        """The fixed descriptors probed downstream (the search's candidate starts), (n, K).
+
+        All ones first, then every training descriptor; a space with more than ``limit`` of them
+        (``audio7``: 120) keeps all ones, each leave-one-out descriptor (ones but one factor off),
+        and a fixed, evenly spread sample of the rest, ``limit`` rows in all.
+        """
+        ones = torch.ones(1, self.dim)
+        rest = self.training_descriptors()
+        rest = rest[~(rest == 1).all(dim=1)]
+        if len(rest) + 1 <= limit:
+            return torch.cat([ones, rest])
+        leave_one = (rest.sum(dim=1) == self.dim - 1)
+        others = rest[~leave_one]
+        pick = torch.linspace(0, len(others) - 1, max(0, limit - 1 - int(leave_one.sum()))).round().long()
+        return torch.cat([ones, rest[leave_one], others[pick]])[:limit]
 
     def sampling_weights(self, ones_share: float | None = None) -> torch.Tensor | None:
         """Probabilities (|I|,) that give the all-ones descriptor ``ones_share`` of the steps and

@@ -160,6 +160,10 @@ class VisionAugment(nn.Module):
         """Deterministic resize (to cover the output) + centre crop to the output size; (B,3,H,W) float."""
         return resize_center(images, self.size)
 
+    def eval_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Deterministic model input: the normalised ``base`` view (B, 3, H_out, W_out)."""
+        return self.normalise(self.base(images))
+
     def sample(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> ViewParams:
         """Random parameters (CPU) of one view of ``images`` (B, 3, H, W) for a binary descriptor."""
         return sample_view_params(self.active_ops(descriptor), self.recipe, len(images), *images.shape[-2:])

@@ -6,6 +6,10 @@ torchvision's), ``cifar100``, ``stl10``, ``flowers102``, ``dtd``, ``pets``, ``ca
 ``npz`` (a generic file, see ``load_npz``). Nothing is downloaded unless ``download=True``,
 which is passed to torchvision's own flag.
 
+Audio (``amortinv.data.audio``; items are float waveforms (1, L)): ``fsdd`` (spoken digits, the
+shared ``fsdd.npz``), ``fsdd_speaker`` (the same clips labelled by speaker), ``audiofolder``
+(``.wav``/``.flac`` files) and ``audionpz``. ``dataset_modality(name)`` says which a name is.
+
 Variable-size images are resized (shorter side) and centre-cropped to ``image_size`` so that
 batches stack; the datasets of fixed size keep their own unless ``image_size`` is given.
 """
@@ -22,9 +26,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from amortinv.data.arrays import ImageArrayDataset, load_jpeg_npz, load_npz
+from amortinv.data.audio import load_audio_folder, load_audio_npz, load_fsdd
 from amortinv.data.shapes import shapes_dataset
 
-__all__ = ["build_dataset", "DATASETS", "dataset_targets"]
+__all__ = ["build_dataset", "DATASETS", "AUDIO_DATASETS", "dataset_targets", "dataset_modality"]
 
 DEFAULT_VARIABLE_SIZE = 96
 
@@ -138,6 +143,10 @@ def build_dataset(
     *,
     image_size: int | None = None,
     download: bool = False,
+    sample_rate: int | None = None,
+    clip_seconds: float | None = None,
+    crop: str = "center",
+    labels: str = "folder",
 ) -> Dataset:
     """Return the dataset ``name`` read from ``root``.
 
@@ -148,11 +157,19 @@ def build_dataset(
         image_size: resize + centre-crop side; defaults to the native size for CIFAR, STL-10
             and ``.npz`` files, and to 96 for variable-size datasets.
         download: pass-through to torchvision's ``download`` flag (off by default).
+        sample_rate, clip_seconds, crop, labels: audio only: resample to this rate (default: the
+            files' own), window length (default 1 s), ``center`` or ``random`` windows, and
+            ``audiofolder``'s label source (``folder``, a ``.csv`` or a ``(?P<label>...)`` pattern).
     Returns:
-        A dataset of ``(uint8 tensor (3, H, W), target)``.
+        A dataset of ``(uint8 tensor (3, H, W), target)``, or ``(float waveform (1, L), target)`` for audio.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; choose from {sorted(DATASETS)}")
+    if name in AUDIO_DATASETS:
+        if image_size is not None:
+            raise ValueError(f"dataset '{name}' is audio: --image-size does not apply (set the clip length in seconds)")
+        return _audio(name, _check_root(name, None if root is None else Path(root)), split,
+                      dict(sample_rate=sample_rate, clip_seconds=1.0 if clip_seconds is None else clip_seconds, crop=crop), labels)
     if image_size is not None and image_size < 8:
         raise ValueError(f"--image-size must be >= 8 pixels (or unset: the images' own size), got {image_size}")
     if name == "shapes":
@@ -197,7 +214,30 @@ _TORCHVISION: dict[str, Callable[..., Dataset]] = {
     "dtd": _tv_split(tvd.DTD, "dtd", "split"),
     "pets": _tv_split(tvd.OxfordIIITPet, "pets", "split", target_types="category"),
 }
-DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz")
+AUDIO_DATASETS: tuple[str, ...] = ("fsdd", "fsdd_speaker", "audiofolder", "audionpz")
+DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz", *AUDIO_DATASETS)
+
+
+def dataset_modality(name: str) -> str:
+    """``audio`` or ``vision``: the modality of a registry dataset name."""
+    return "audio" if name in AUDIO_DATASETS else "vision"
+
+
+def _audio(name: str, root: Path, split: str, opts: dict[str, Any], labels: str) -> Dataset:
+    if opts["clip_seconds"] <= 0:
+        raise ValueError(f"clip length must be > 0 seconds, got {opts['clip_seconds']}")
+    if name in ("fsdd", "fsdd_speaker"):
+        return load_fsdd(root, split, "speaker" if name == "fsdd_speaker" else "digit", **opts)
+    if name == "audiofolder":
+        return load_audio_folder(root, split, labels, **opts)
+    if root.is_file():
+        if split != "train":
+            raise ValueError(f"audionpz dataset: the single file {root} is the train split and has no '{split}' split; "
+                             f"give a folder holding train.npz and {split}.npz")
+        return load_audio_npz(root, **opts)
+    if not (root / f"{split}.npz").is_file():
+        raise FileNotFoundError(f"audionpz dataset: no file {root / f'{split}.npz'} (give a .npz file or a folder with {split}.npz)")
+    return load_audio_npz(root / f"{split}.npz", **opts)
 
 
 def dataset_targets(ds: Dataset) -> torch.Tensor:

@@ -71,6 +71,11 @@ class Encoder(nn.Module):
         return []
 
     @property
+    def modality(self) -> str:
+        """``audio`` for an encoder with a waveform front end, else ``vision`` (see ``amortinv.modality``)."""
+        return "audio" if getattr(self, "arch", {}).get("frontend") else "vision"
+
+    @property
     def in_channels(self) -> int:
         return int(self.arch["in_channels"])  # type: ignore[attr-defined]
 

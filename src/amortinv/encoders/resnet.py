@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amortinv.encoders.base import Encoder
+from amortinv.encoders.frontend import LogMel
 from amortinv.encoders.hyper import BlockEmbedding, HyperConv2d, PlainConv2d
 
 __all__ = ["ResNet", "RESNET_LAYERS"]
@@ -109,6 +110,8 @@ class ResNet(Encoder):
         width: channel multiplier (1.0 = torchvision's widths).
         in_channels: input channels (1 for spectrograms).
         embed_dim, hidden_dim: hypernetwork sizes (16 and 32 in the paper).
+        frontend: log-mel settings (``amortinv.encoders.frontend.LogMel``; ``default_frontend(rate)``):
+            the encoder then takes waveforms (B, 1, L) and needs ``in_channels=1``.
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class ResNet(Encoder):
         in_channels: int = 3,
         embed_dim: int = 16,
         hidden_dim: int = 32,
+        frontend: dict[str, Any] | None = None,
     ) -> None:
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
@@ -130,6 +134,11 @@ class ResNet(Encoder):
             "depth": depth, "invariance_dim": invariance_dim, "cifar_stem": cifar_stem, "width": width,
             "in_channels": in_channels, "embed_dim": embed_dim, "hidden_dim": hidden_dim,
         }
+        self.frontend = LogMel(**frontend) if frontend else None
+        if self.frontend is not None:
+            if in_channels != 1:
+                raise ValueError(f"a log-mel front end makes 1-channel spectrograms: in_channels must be 1, got {in_channels}")
+            self.arch["frontend"] = dict(self.frontend.settings)
         kind, layers = RESNET_LAYERS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         widths = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
@@ -191,7 +200,8 @@ class ResNet(Encoder):
         return self.maxpool(F.relu(self.bn1(self.conv1(x))))
 
     def forward(self, x: torch.Tensor, i: torch.Tensor | None = None) -> torch.Tensor:
-        """Pooled features (B, feature_dim) of images x (B, C, H, W) at descriptor i (K,)."""
+        """Pooled features (B, feature_dim) of images x (B, C, H, W) (waveforms (B, 1, L) with a front end) at descriptor i (K,)."""
+        x = self.frontend(x) if self.frontend is not None else x
         i = self.check_inputs(x, i)
         out = self.stem(x)
         for stage in self.stages():

@@ -33,15 +33,16 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
-def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int) -> tuple[Any, Any, str]:
-    """Images (M, 3, H, W) uint8, targets and the kind (classification or regression) of the few-shot pool."""
+def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int,
+              audio: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
+    """Inputs (uint8 images (M, 3, H, W) or waveforms (M, 1, L)), targets and the kind (classification or regression) of the few-shot pool."""
     import torch
 
     from amortinv.data import SHAPE_TASKS, build_dataset
     from amortinv.transfer.data import stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
 
-    ds = build_dataset(data, data_root, split)
+    ds = build_dataset(data, data_root, split, **(audio or {}))
     images, targets = stack_dataset(ds, limit, seed)
     if task in TASKS:
         images, targets = derive_task(task, images, seed)
@@ -76,6 +77,7 @@ def fewshot_command(
     limit: int | None = None,
     out: str = "runs/fewshot",
     batch_size: int = _DEFAULTS.batch_size,
+    clip_seconds: float | None = None,
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def fewshot_command(
         limit: use a seeded random subset of this many images of the split as the pool.
         out: output folder (result.json, fewshot.png).
         batch_size: images per encoder pass.
+        clip_seconds: audio: length of the centred windows in seconds (default 1); clips are resampled to the encoder's rate.
         device: cpu, cuda or auto.
         seed: seed of episodes, splits and subsets.
     """
@@ -110,7 +113,7 @@ def fewshot_command(
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.fewshot.heads import HEADS
     from amortinv.results import check_output_folder, write_json
-    from amortinv.transfer.command import load_encoder_and_space
+    from amortinv.transfer.command import audio_reading, load_encoder_and_space
     from amortinv.viz.fewshot import fewshot_figure
 
     shot_list, head_list = _ints(shots, "shots"), tuple(h.strip() for h in heads.split(",") if h.strip())
@@ -131,7 +134,7 @@ def fewshot_command(
     if not enc.conditioned:
         raise ValueError(f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)")
     plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p).to(dev).eval() for p in plain_encoders.split(",") if p.strip()}
-    images, targets, kind = load_pool(data, data_root, split, task, limit, seed)
+    images, targets, kind = load_pool(data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds))
     settings = FewShotSettings(ways=ways, shots=shot_list, queries=queries, episodes=episodes, heads=head_list,
                                search=EpisodeSearch(steps=steps, lr_i=lr_i), one_shot=one_shot, batch_size=batch_size, device=dev, seed=seed)
     enc = enc.to(dev).eval()

@@ -71,7 +71,7 @@ def run_episodes(
     heads = {name: HEADS[name]() for name in s.heads}
     cache = FeatureCache(encoder, images, size, dev, s.batch_size)
     candidates = candidate_descriptors(space)
-    starts = {space.label(d): d for d in [torch.ones(space.dim), *space.training_descriptors()]}
+    starts = {space.label(d): d for d in space.candidate_descriptors()}
     plains = {name: FeatureCache(enc, images, size, dev, s.batch_size) for name, enc in (plain_encoders or {}).items()}
     out = {}
     for shots in s.shots:
@@ -127,7 +127,7 @@ def run_lowshot(
     s, dev, size = settings, torch.device(settings.device), tuple(images.shape[-2:])
     targets = targets.float().reshape(len(targets), -1)
     cache = FeatureCache(encoder, images, size, dev, s.batch_size)
-    starts = {space.label(d): d for d in [torch.ones(space.dim), *space.training_descriptors()]}
+    starts = {space.label(d): d for d in space.candidate_descriptors()}
     plains = {name: FeatureCache(enc, images, size, dev, s.batch_size) for name, enc in (plain_encoders or {}).items()}
     out = {}
     for fraction in fractions:

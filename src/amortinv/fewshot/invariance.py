@@ -33,8 +33,9 @@ __all__ = ["FeatureCache", "learn_support_descriptor", "candidate_descriptors"]
 
 
 def candidate_descriptors(space: InvarianceSpace) -> dict[str, torch.Tensor]:
-    """All ones, each training descriptor and (K <= 4) every 1-bit corner, by label."""
-    rows = [torch.ones(space.dim), *space.training_descriptors()]
+    """The space's candidate descriptors (all ones, the training descriptors or a fixed sample of them)
+    and (K <= 4) every 1-bit corner, by label."""
+    rows = list(space.candidate_descriptors())
     if space.dim <= 4:
         rows += [torch.tensor(c, dtype=torch.float32) for c in itertools.product((0.0, 1.0), repeat=space.dim)]
     return {space.label(d): d for d in rows}

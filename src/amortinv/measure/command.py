@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from amortinv.devices import resolve_device
-from amortinv.transfer.command import load_encoder_and_space
+from amortinv.transfer.command import audio_reading, load_encoder_and_space
 
 __all__ = ["measure_command", "bound_command"]
 
@@ -50,7 +50,7 @@ def measure_command(
         data_root: local folder (or .npz file) of the dataset.
         split: dataset split to draw the images from.
         descriptors: descriptors to measure, e.g. "1,0;0,1;1,1" (default: the space's training descriptors).
-        transforms: all, spatial, appearance, or a comma-separated list.
+        transforms: all, spatial, appearance (audio: all, frequency, temporal), or a comma-separated list.
         baseline: a plain encoder to measure on the same axes.
         out: output folder (invariance.json, invariance.csv, radar.png, path/grid plots).
         num_images: images transformed (a seeded random subset).
@@ -66,7 +66,7 @@ def measure_command(
     """
     import torch
 
-    from amortinv.data import build_dataset
+    from amortinv.data import build_dataset, dataset_modality
     from amortinv.encoders import load_encoder
     from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
     from amortinv.measure.transforms import resolve_transforms
@@ -80,20 +80,21 @@ def measure_command(
     check_output_folder(out)
     dev = torch.device(resolve_device(device))
     enc, inv_space = load_encoder_and_space(encoder, space)
+    modality = dataset_modality(data)
     enc = enc.to(dev).eval()
-    names = resolve_transforms(transforms)
+    names = resolve_transforms(transforms, modality)
     # every option is checked before the measurement starts (nothing half-written on a bad option)
     if interpolate and ("->" not in interpolate or interpolate.count("->") != 1 or not enc.conditioned):
         raise ValueError("--interpolate takes one 'start->end' pair of descriptors, e.g. '1,0->0,1', and a conditioned encoder")
     if interpolate:
         [parse_descriptors(p, inv_space) for p in interpolate.split("->")]
-        resolve_transforms(interpolate_transforms)
+        resolve_transforms(interpolate_transforms, modality)
     if grid_transform:
-        resolve_transforms(grid_transform)
+        resolve_transforms(grid_transform, modality)
         if not enc.conditioned or inv_space.dim != 2:
             raise ValueError("--grid-transform needs a conditioned encoder with K = 2 factors")
     ds = (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors()) if enc.conditioned else None
-    images, _ = stack_dataset(build_dataset(data, data_root, split), num_images + reference_images, seed)
+    images, _ = stack_dataset(build_dataset(data, data_root, split, **audio_reading(enc, None)), num_images + reference_images, seed)
     if len(images) < num_images + 2:
         raise ValueError(f"the {split} split has {len(images)} images; need more than num_images={num_images}")
     x, ref = images[:num_images], images[num_images:]
@@ -115,11 +116,11 @@ def measure_command(
         if "->" not in interpolate or not enc.conditioned:
             raise ValueError("interpolate takes 'start->end' descriptors, e.g. '1,0->0,1', and a conditioned encoder")
         start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
-        paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms)}
+        paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms, modality)}
         table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
         written.append(path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end)))
     if grid_transform:
-        grid = invariance_grid(enc, x, resolve_transforms(grid_transform)[0], steps=6)
+        grid = invariance_grid(enc, x, resolve_transforms(grid_transform, modality)[0], steps=6)
         table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
         written.append(grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform))
     for note in table["notes"]:

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from amortinv.augment import normalise, resize_center
 from amortinv.encoders.base import Encoder, check_descriptor
 from amortinv.measure.transforms import GRIDS, IDENTITY, apply_transform
+from amortinv.modality import modality_of
 
 __all__ = ["ledoit_wolf", "mahalanobis", "features_of", "measure_invariance", "invariance_path", "invariance_grid"]
 
@@ -49,17 +49,18 @@ def mahalanobis(a: torch.Tensor, b: torch.Tensor, precision: torch.Tensor) -> to
 
 @torch.no_grad()
 def features_of(encoder: Encoder, x: torch.Tensor, i: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
-    """Encoder features (N, D) of a float batch in [0, 1] (normalised here), on the CPU."""
+    """Encoder features (N, D) of a float batch (images in [0, 1], normalised here, or waveforms), on the CPU."""
     device = next(encoder.parameters()).device
     out = []
     for s in range(0, len(x), batch_size):
-        xb = normalise(x[s : s + batch_size].to(device))
+        xb = x[s : s + batch_size].to(device)
+        xb = modality_of(xb).eval_input(xb, tuple(xb.shape[-2:]))
         out.append(encoder(xb, None if i is None else i.to(device)).float().cpu())
     return torch.cat(out)
 
 
 def _prepare(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    return resize_center(images, size or tuple(images.shape[-2:]))
+    return modality_of(images).base(images, size or tuple(images.shape[-2:]))
 
 
 def _check_descriptor(encoder: Encoder, d: Any) -> torch.Tensor | None:

@@ -1,8 +1,9 @@
-"""Deterministic, batched image transforms over parameter grids (BMVC 2022 invariance measurement).
+"""Deterministic, batched transforms over parameter grids (BMVC 2022 invariance measurement).
 
-Each transform maps a float batch (B, 3, H, W) in [0, 1] and one parameter to a batch of the
+Each image transform maps a float batch (B, 3, H, W) in [0, 1] and one parameter to a batch of the
 same shape; ``IDENTITY[name]`` is the parameter that leaves images unchanged, and ``GRIDS[name]``
-the parameters measured (identity included; averages exclude it by default).
+the parameters measured (identity included; averages exclude it by default). The audio transforms
+(``amortinv.measure.audio_transforms``, waveforms (B, 1, L)) are in the same tables.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 
 import torch
 import torchvision.transforms.v2.functional as TF
+
+from amortinv.measure.audio_transforms import AUDIO_GRIDS, AUDIO_IDENTITY, AUDIO_TRANSFORMS, FREQUENCY, TEMPORAL
 
 __all__ = ["TRANSFORMS", "GRIDS", "IDENTITY", "SPATIAL", "APPEARANCE", "apply_transform", "resolve_transforms"]
 
@@ -84,23 +87,31 @@ IDENTITY: dict[str, float] = {
 
 SPATIAL = ("resized_crop", "hflip", "vflip", "scale", "rotation", "translation", "shear")
 APPEARANCE = ("grayscale", "brightness", "contrast", "saturation", "hue", "blur", "sharpness")
+GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vision": {"all": SPATIAL + APPEARANCE, "spatial": SPATIAL, "appearance": APPEARANCE},
+    "audio": {"all": FREQUENCY + TEMPORAL, "frequency": FREQUENCY, "temporal": TEMPORAL},
+}
+GRIDS.update(AUDIO_GRIDS)
+IDENTITY.update(AUDIO_IDENTITY)
 
 
 def apply_transform(name: str, x: torch.Tensor, param: float) -> torch.Tensor:
-    """Transform ``name`` at ``param`` applied to a float batch (B, 3, H, W) in [0, 1]."""
+    """Transform ``name`` at ``param`` applied to a float batch: images (B, 3, H, W) in [0, 1] or waveforms (B, 1, L)."""
+    if name in AUDIO_TRANSFORMS:
+        return AUDIO_TRANSFORMS[name](x, float(param))
     if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform '{name}'; choose from {sorted(TRANSFORMS)}")
+        raise ValueError(f"unknown transform '{name}'; choose from {sorted(TRANSFORMS) + sorted(AUDIO_TRANSFORMS)}")
     return TRANSFORMS[name](x, float(param)).clamp(0, 1)
 
 
-def resolve_transforms(spec: str) -> tuple[str, ...]:
-    """``all``, ``spatial``, ``appearance`` or a comma-separated list of names."""
-    if spec == "all":
-        return SPATIAL + APPEARANCE
-    if spec in ("spatial", "appearance"):
-        return SPATIAL if spec == "spatial" else APPEARANCE
+def resolve_transforms(spec: str, modality: str = "vision") -> tuple[str, ...]:
+    """A group name (vision: ``all``, ``spatial``, ``appearance``; audio: ``all``, ``frequency``, ``temporal``)
+    or a comma-separated list of the modality's transform names."""
+    groups = GROUPS[modality]
+    if spec in groups:
+        return groups[spec]
     names = tuple(n.strip() for n in spec.split(",") if n.strip())
-    unknown = [n for n in names if n not in TRANSFORMS]
+    unknown = [n for n in names if n not in groups["all"]]
     if unknown or not names:
-        raise ValueError(f"unknown transforms {unknown or spec!r}; choose from all, spatial, appearance or {sorted(TRANSFORMS)}")
+        raise ValueError(f"unknown {modality} transforms {unknown or spec!r}; choose from {', '.join(groups)} or {sorted(groups['all'])}")
     return names

@@ -31,6 +31,8 @@ class PretrainConfig:
         data: dataset name (default: the built-in shapes; see amortinv preview --help).
         data_root: local folder (or .npz file) of the dataset.
         image_size: side of the training views (default: the images' own size).
+        sample_rate: audio: resample the clips to this rate in Hz (default: their own).
+        clip_seconds: audio: length of the training windows in seconds (default 1).
         recipe: augmentation recipe: simclr, moco or reference (default: the method's).
         batch_size: images per device per step.
         epochs: training epochs.
@@ -77,6 +79,8 @@ class PretrainConfig:
     data: str = "shapes"
     data_root: str | None = None
     image_size: int | None = None
+    sample_rate: int | None = None
+    clip_seconds: float | None = None
     recipe: str | None = None
     batch_size: int = 256
     epochs: int = 10

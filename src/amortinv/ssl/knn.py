@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from amortinv.augment import VisionAugment
 from amortinv.encoders.base import Encoder
 
 __all__ = ["extract_features", "knn_predict", "knn_accuracy"]
@@ -16,16 +16,16 @@ __all__ = ["extract_features", "knn_predict", "knn_accuracy"]
 
 @torch.no_grad()
 def extract_features(
-    encoder: Encoder, dataset: Dataset, augment: VisionAugment, descriptor: Any, batch_size: int = 512,
+    encoder: Encoder, dataset: Dataset, augment: nn.Module, descriptor: Any, batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised features (N, D) of the un-augmented images (``augment.base``) and their labels (N,)."""
+    """L2-normalised features (N, D) of the un-augmented inputs (``augment.eval_input``) and their labels (N,)."""
     was_training = encoder.training
     encoder.eval()
     feats, labels = [], []
     i = None if descriptor is None else torch.as_tensor(descriptor, dtype=torch.float32, device=device)
     for images, y in DataLoader(dataset, batch_size=batch_size):
-        x = augment.normalise(augment.base(images.to(device)))
+        x = augment.eval_input(images.to(device))
         feats.append(F.normalize(encoder(x, i).float(), dim=1).cpu())
         labels.append(torch.as_tensor(y))
     encoder.train(was_training)
@@ -53,7 +53,7 @@ def knn_predict(
 
 
 def knn_accuracy(
-    encoder: Encoder, train: Dataset, test: Dataset, augment: VisionAugment, descriptor: Any, k: int = 200,
+    encoder: Encoder, train: Dataset, test: Dataset, augment: nn.Module, descriptor: Any, k: int = 200,
     temperature: float = 0.1, device: str | torch.device = "cpu", batch_size: int = 512,
 ) -> float:
     """Top-1 accuracy (in [0, 1]) of weighted kNN on ``test`` with ``train`` as the memory bank."""

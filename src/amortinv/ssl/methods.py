@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from amortinv.augment import VisionAugment
+from amortinv.modality import MODALITIES
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.distributed import gather_no_grad
@@ -49,7 +49,8 @@ class ContrastivePretrainer(L.LightningModule):
     Args:
         encoder: the backbone (conditioned, or plain with ``fixed_descriptor``).
         space: the invariance space; its ops drive the augmentation.
-        image_size: side of the augmented views.
+        image_size: size of the augmented views (an image side; a clip length in samples for audio).
+        modality: ``vision`` or ``audio`` (``amortinv.modality``): whose augmentation engine makes the views.
         fixed_descriptor: train at this one descriptor only (the baselines); else sample per step.
         recipe: augmentation recipe (``simclr``, ``moco``, ``reference``; default: the method's).
         optimizer, lr, weight_decay: optimisation (lr already scaled to the batch size).
@@ -71,6 +72,7 @@ class ContrastivePretrainer(L.LightningModule):
         encoder: Encoder,
         space: InvarianceSpace,
         image_size: int = 32,
+        modality: str = "vision",
         fixed_descriptor: list[float] | None = None,
         recipe: str | None = None,
         optimizer: str = _C.optimizer,
@@ -95,7 +97,7 @@ class ContrastivePretrainer(L.LightningModule):
         self.save_hyperparameters(ignore=["encoder", "space"])
         self.encoder = encoder
         self.space = space
-        self.augment = VisionAugment(space, image_size, recipe=recipe)
+        self.augment = MODALITIES[modality].augment(space, image_size, recipe=recipe)
         if fixed_descriptor is not None:
             self.register_buffer("fixed", space.validate(fixed_descriptor, binary=True), persistent=False)
         else:

@@ -28,13 +28,14 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
-from amortinv.data import build_dataset
+from amortinv.data import build_dataset, dataset_modality
 from amortinv.encoders import build_encoder, save_encoder
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.loader import ResumableLoader, ResumableSampler
 from amortinv.ssl.config import METHOD_DEFAULTS, RESUME_MAY_CHANGE, PretrainConfig
+from amortinv.modality import MODALITIES, Modality
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer
 
 __all__ = ["PretrainConfig", "run_pretrain"]
@@ -42,8 +43,8 @@ __all__ = ["PretrainConfig", "run_pretrain"]
 
 
 
-class UInt8Images(Dataset):
-    """Images only (uint8), for pre-training."""
+class InputsOnly(Dataset):
+    """A labelled dataset's inputs only (uint8 images or waveforms), for pre-training."""
 
     def __init__(self, base: Dataset) -> None:
         self.base = base
@@ -56,13 +57,13 @@ class UInt8Images(Dataset):
 
 
 class PretrainData(L.LightningDataModule):
-    """Shuffled, seeded, rank-sharded batches of uint8 images (the sampler is set per epoch)."""
+    """Shuffled, seeded, rank-sharded batches of raw inputs (the sampler is set per epoch)."""
 
     def __init__(self, dataset: Dataset, batch_size: int, num_workers: int, seed: int) -> None:
         super().__init__()
         if len(dataset) < batch_size:
             raise ValueError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
-        self.dataset, self.batch_size, self.num_workers, self.seed = UInt8Images(dataset), batch_size, num_workers, seed
+        self.dataset, self.batch_size, self.num_workers, self.seed = InputsOnly(dataset), batch_size, num_workers, seed
 
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
@@ -128,15 +129,16 @@ def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
 
 
 def _build_module(
-    cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: int, lr: float, schedule: tuple[int, int]
+    cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: Any, lr: float, schedule: tuple[int, int],
+    modality: Modality, train: Dataset,
 ) -> ContrastivePretrainer:
     opts = {**METHOD_DEFAULTS[cfg.method]}
     opts.update({k: getattr(cfg, k) for k in ("temperature", "recipe", "proj_layers", "momentum") if getattr(cfg, k) is not None})
-    encoder = build_encoder(cfg.encoder, invariance_dim=space.dim, **(cfg.encoder_options or {}))
+    encoder = build_encoder(cfg.encoder, invariance_dim=space.dim, **{**modality.encoder_options(train), **(cfg.encoder_options or {})})
     if fixed is None and not encoder.conditioned:
         raise ValueError(f"encoder '{cfg.encoder}' is plain: pass --fixed-descriptor (e.g. 1,1) or use a hyper_/prompt_ encoder")
     kwargs: dict[str, Any] = dict(
-        image_size=image_size, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
+        image_size=image_size, modality=modality.name, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
         weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
         proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
         per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed, schedule=schedule,
@@ -270,25 +272,24 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     if launcher:
         check_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    train = build_dataset(cfg.data, cfg.data_root, "train", image_size=cfg.image_size)
-    height, width = (int(v) for v in train[0][0].shape[-2:])
-    if cfg.image_size is None and height != width:
-        raise ValueError(f"the {cfg.data} images are {height}x{width}, not square: pass --image-size (views are square crops)")
-    image_size = cfg.image_size or width
+    modality = MODALITIES[dataset_modality(cfg.data)]
+    reading = dict(image_size=cfg.image_size, sample_rate=cfg.sample_rate, clip_seconds=cfg.clip_seconds)
+    train = build_dataset(cfg.data, cfg.data_root, "train", crop="random", **reading)
+    image_size = modality.view_size(train[0][0], cfg.image_size)
     data = PretrainData(train, cfg.batch_size, cfg.num_workers, cfg.seed)
     world = cfg.num_nodes * (cfg.devices if isinstance(cfg.devices, int) else 1)
     global_batch = cfg.batch_size * world * cfg.accumulate
     lr = cfg.lr * {"none": 1.0, "linear": global_batch / 256, "sqrt": (global_batch / 256) ** 0.5}[cfg.lr_scale]
     per_epoch = max(1, len(train) // (cfg.batch_size * world) // cfg.accumulate)
     total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
-    module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch))
+    module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
 
     callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
                  PreemptionCheckpoint(out / "checkpoints" / "last.ckpt")]
     test = None
     if cfg.knn_every or cfg.knn_eval:
         try:
-            test = build_dataset(cfg.data, cfg.data_root, "test", image_size=cfg.image_size)
+            test = build_dataset(cfg.data, cfg.data_root, "test", **reading)
         except (FileNotFoundError, ValueError):
             test = None
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)

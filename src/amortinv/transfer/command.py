@@ -12,10 +12,15 @@ from amortinv.transfer.settings import SearchSettings, TransferSettings
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
 # stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
 
-__all__ = ["load_encoder_and_space", "build_tasks", "transfer_command"]
+__all__ = ["load_encoder_and_space", "audio_reading", "build_tasks", "transfer_command"]
 
 OWN_TASKS = ("classification", "regression")
 _DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
+
+
+def audio_reading(encoder: Encoder, clip_seconds: float | None) -> dict[str, Any]:
+    """How to read audio for ``encoder``: at its front end's sample rate, windows of ``clip_seconds`` (ignored by image datasets)."""
+    return {"sample_rate": (encoder.config.get("frontend") or {}).get("sample_rate"), "clip_seconds": clip_seconds}
 
 
 def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
@@ -36,7 +41,7 @@ def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder
 
 def build_tasks(
     names: list[str], data: str, data_root: str | None, *, image_size: int | None, train_limit: int | None,
-    test_limit: int | None, val_fraction: float, seed: int,
+    test_limit: int | None, val_fraction: float, seed: int, audio: dict[str, Any] | None = None,
 ) -> list[TaskData]:
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
     import torch
@@ -49,8 +54,8 @@ def build_tasks(
     unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS and n not in factor_tasks]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS) + list(factor_tasks)}")
-    train_ds = build_dataset(data, data_root, "train", image_size=image_size)
-    test_ds = build_dataset(data, data_root, "test", image_size=image_size)
+    train_ds = build_dataset(data, data_root, "train", image_size=image_size, **(audio or {}))
+    test_ds = build_dataset(data, data_root, "test", image_size=image_size, **(audio or {}))
     train, test = stack_dataset(train_ds, train_limit, seed), stack_dataset(test_ds, test_limit, seed)
     tasks = []
     for name in names:
@@ -115,6 +120,7 @@ def transfer_command(
     test_limit: int | None = None,
     val_fraction: float = 0.1,
     image_size: int | None = None,
+    clip_seconds: float | None = None,
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -148,6 +154,7 @@ def transfer_command(
         test_limit: use a seeded random subset of this many test images.
         val_fraction: fraction of the training data held out for selection.
         image_size: resize images to this side (default: their own).
+        clip_seconds: audio: length of the centred windows in seconds (default 1); clips are resampled to the encoder's rate.
         device: cpu, cuda or auto.
         seed: seed of splits, subsets, derived tasks and training.
     """
@@ -187,7 +194,8 @@ def transfer_command(
                                 epochs=epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
                                 finetune_budget=finetune_budget, device=dev, seed=seed)
     tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
-                        train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed)
+                        train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed,
+                        audio=audio_reading(enc, clip_seconds))
     start = time.perf_counter()
     result: dict[str, Any] = {
         "encoder": {"path": str(encoder), **enc.config},

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from amortinv.augment import normalise, resize_center
 from amortinv.data import ImageArrayDataset
 from amortinv.encoders.base import Encoder
+from amortinv.modality import modality_of
 
 __all__ = ["subset_indices", "TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "encode", "prepare_batch", "evaluating"]
 
@@ -116,8 +116,7 @@ def make_task(
 ) -> TaskData:
     """Check shapes, carve the validation split and fit the target standardiser."""
     for split, (x, y) in (("train", train), ("test", test)):
-        if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"task '{name}': {split} images must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        modality_of(x).check(x, f"task '{name}': {split} inputs")
         if len(x) != len(y):
             raise ValueError(f"task '{name}': {split} has {len(x)} images but {len(y)} targets")
     ytr, yte = _check_targets(name, train[1], task), _check_targets(name, test[1], task)
@@ -133,10 +132,11 @@ def make_task(
     return TaskData(name, task, tr, val, (test[0], yte), standardiser=Standardiser.fit(tr[1]))
 
 
-def prepare_batch(encoder: Encoder, images: torch.Tensor, size: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """uint8 images -> the encoder's normalised input (resized + centre-cropped, in its dtype)."""
+def prepare_batch(encoder: Encoder, images: torch.Tensor, size: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A raw batch (uint8 images or waveforms) -> the encoder's deterministic input at ``size``, in its dtype
+    (``Modality.eval_input``: images resized + centre-cropped + normalised, waveforms centre-windowed)."""
     dtype = next(encoder.parameters()).dtype
-    return normalise(resize_center(images.to(device), size)).to(dtype)
+    return modality_of(images).eval_input(images.to(device), size).to(dtype)
 
 
 def encode(

@@ -9,7 +9,8 @@ Methods (names used in ``result.json``):
   Table 9) and at the best b-bit descriptor among the grid points around ``i*`` by validation
   (rounding a coordinate near a midpoint is arbitrary).
 - ``probe[<descriptor>]``: convex linear probe (``amortinv.transfer.probe``) on cached features
-  at a fixed descriptor (all ones and each training descriptor); ``probe[plain]`` when the
+  at a fixed descriptor (``InvarianceSpace.candidate_descriptors``: all ones and each training
+  descriptor, a fixed sample of them in spaces with many); ``probe[plain]`` when the
   encoder itself is plain; and ``probe[plain:<name>]`` for each extra plain encoder.
 - ``fusion``: the probe on the concatenated features of all the probed descriptors/encoders.
 - ``finetune_<n>`` / ``finetune_all``: fine-tuning the last n stages or all; with
@@ -74,7 +75,7 @@ def run_transfer(
     if encoder.conditioned and space is None:
         raise ValueError("a conditioned encoder needs its invariance space")
     s, dev = settings, torch.device(settings.device)
-    size = tuple(data.train[0].shape[-2:])
+    size = tuple(data.train[0].shape[-2:])  # (H, W) of images, (1, L) of waveforms: what Modality.eval_input takes
     head_params = lambda dim: dim * data.num_outputs + data.num_outputs  # noqa: E731
     results: dict[str, dict] = {}
     cache: dict[tuple[str, str], torch.Tensor] = {}
@@ -113,7 +114,7 @@ def run_transfer(
         results[name] = {**_record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params), **extra}
         log(f"[{data.name}] {name}: test " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({results[name]['time_s']} s)")
 
-    candidates = {space.label(d): d for d in [torch.ones(space.dim), *space.training_descriptors()]} if encoder.conditioned else {}
+    candidates = {space.label(d): d for d in space.candidate_descriptors()} if encoder.conditioned else {}
 
     def learn(gradient: str) -> tuple[ProbeFit, dict, int, dict]:
         fits = {label: probe_at("self", d) for label, d in candidates.items()}
