@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from amortinv.augment import audio_ops as A
+from amortinv.augment.common import active_ops, check_space_ops, pick_recipe
 from amortinv.spaces import InvarianceSpace
 
 __all__ = ["AudioAugment", "AudioRecipe", "AUDIO_RECIPES", "AUDIO_OPS", "check_waveforms"]
@@ -73,21 +74,12 @@ class AudioAugment(nn.Module):
         super().__init__()
         self.space = space
         self.length = int(length[-1]) if isinstance(length, Sequence) else int(length)
-        if isinstance(recipe, str):
-            if recipe not in AUDIO_RECIPES:
-                raise ValueError(f"unknown audio augmentation recipe '{recipe}'; choose from {sorted(AUDIO_RECIPES)}")
-            recipe = AUDIO_RECIPES[recipe]
-        self.recipe = recipe
-        unknown = sorted({op for ops in space.ops.values() for op in ops} - set(AUDIO_OPS))
-        if unknown:
-            raise ValueError(f"invariance space '{space.name}' uses ops the audio engine does not know: {unknown}; "
-                             f"audio ops are {list(AUDIO_OPS)}")
+        self.recipe = pick_recipe(recipe, AUDIO_RECIPES, "audio")
+        check_space_ops(space, AUDIO_OPS, "audio")
 
     def active_ops(self, descriptor: torch.Tensor | Sequence[float]) -> tuple[str, ...]:
         """The op names switched on by a binary descriptor, in application order."""
-        d = self.space.validate(torch.as_tensor(descriptor, dtype=torch.float32, device="cpu"), binary=True)
-        on = {op for factor, v in zip(self.space.factors, d.tolist()) if v == 1 for op in self.space.ops[factor]}
-        return tuple(op for op in AUDIO_OPS if op in on)
+        return active_ops(self.space, descriptor, AUDIO_OPS)
 
     def sample(self, n: int, descriptor: torch.Tensor | Sequence[float]) -> dict[str, tuple[torch.Tensor, ...]]:
         """Per-sample parameters (CPU tensors (n,)) of every active op."""

@@ -33,6 +33,7 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from amortinv.augment import ops as O
+from amortinv.augment.common import active_ops, check_space_ops, pick_recipe
 from amortinv.augment.params import ViewParams, sample_view_params
 from amortinv.spaces import InvarianceSpace
 
@@ -131,17 +132,8 @@ class VisionAugment(nn.Module):
         super().__init__()
         self.space = space
         self.size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-        if isinstance(recipe, str):
-            if recipe not in RECIPES:
-                raise ValueError(f"unknown augmentation recipe '{recipe}'; choose from {sorted(RECIPES)}")
-            recipe = RECIPES[recipe]
-        self.recipe = recipe
-        unknown = sorted({op for ops in space.ops.values() for op in ops} - set(OP_ORDER))
-        if unknown:
-            raise ValueError(
-                f"invariance space '{space.name}' uses ops the vision engine does not know: {unknown}; "
-                f"vision ops are {list(OP_ORDER)}"
-            )
+        self.recipe = pick_recipe(recipe, RECIPES, "vision")
+        check_space_ops(space, OP_ORDER, "vision")
         self.mean, self.std = tuple(mean), tuple(std)
         self._active: dict[tuple[float, ...], tuple[str, ...]] = {}
 
@@ -149,11 +141,8 @@ class VisionAugment(nn.Module):
         """The op names switched on by a binary descriptor, in application order."""
         key = tuple(torch.as_tensor(descriptor, dtype=torch.float32, device="cpu").tolist())
         if key not in self._active:
-            d = self.space.validate(key, binary=True)
-            on = {op for factor, v in zip(self.space.factors, d.tolist()) if v == 1 for op in self.space.ops[factor]}
-            if "color_jitter" in on and self.recipe.solarize_p > 0:
-                on.add("solarize")
-            self._active[key] = tuple(op for op in OP_ORDER if op in on)
+            brings = {"color_jitter": "solarize"} if self.recipe.solarize_p > 0 else None
+            self._active[key] = active_ops(self.space, key, OP_ORDER, brings)
         return self._active[key]
 
     def base(self, images: torch.Tensor) -> torch.Tensor:
