@@ -99,6 +99,28 @@ def time_torchaug(images: torch.Tensor, size: int, batch: int, device: str) -> f
     return _rate(lambda x: (tf(to_batch(x)), tf(to_batch(x))), images, batch, device)
 
 
+def op_breakdown(size: int, batch: int = 256, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per view of a batch for each stage of the engine alone (parameters of the full recipe)."""
+    from dataclasses import fields
+
+    from amortinv.augment.params import ViewParams
+
+    aug = VisionAugment(G, size)
+    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+    full = aug.sample(x, ALL_ON)
+    stages = {"base + normalise": (), "crop + flip": ("boxes", "flip"), "colour jitter": ("jitter", "jitter_factors", "jitter_order"),
+              "grayscale": ("grayscale",), "blur": ("blur", "blur_sigma"), "all": tuple(f.name for f in fields(ViewParams))}
+    out = {}
+    for name, keep in stages.items():
+        p = ViewParams(**{k: getattr(full, k) for k in keep})
+        aug.apply(x, p)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            aug.apply(x, p)
+        out[name] = round(1e3 * (time.perf_counter() - start) / repeats, 2)
+    return out
+
+
 def cpu_table(args: argparse.Namespace) -> dict[str, dict]:
     table = {}
     for size, n in ((32, args.images), (96, args.images // 4)):
@@ -110,6 +132,7 @@ def cpu_table(args: argparse.Namespace) -> dict[str, dict]:
             "images": n, "batch": args.batch, "engine_images_per_s": round(eng, 1),
             "torchvision_dataloader_images_per_s": round(tv, 1), "engine_over_torchvision": round(eng / tv, 2),
             "torchaug_images_per_s": None if ta is None else round(ta, 1),
+            "engine_ms_per_view_by_stage": op_breakdown(size, args.batch),
         }
         print(f"CPU {size}x{size}: engine {eng:8.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
               f"{tv:8.1f} | torchaug {ta or float('nan'):8.1f} | engine/torchvision {eng / tv:.2f}", flush=True)

@@ -137,6 +137,31 @@ def test_views_from_uint8_and_float_agree_and_odd_sizes():
             assert v1.shape == v2.shape == (3, 3, *size) and torch.isfinite(v1).all()
 
 
+def test_jitter_applies_each_samples_ops_in_its_own_order_like_torchvision():
+    x = smooth_images(40, 12, 12)
+    torch.manual_seed(0)
+    p = sample_view_params(("color_jitter",), RECIPES["simclr"], 40, 12, 12)
+    fns = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+    expected = x.clone()
+    for b in range(40):
+        if p.jitter[b]:
+            for op in p.jitter_order[b].tolist():
+                expected[b] = fns[op](expected[b], float(p.jitter_factors[b, op]))
+    torch.testing.assert_close(VisionAugment._jitter(x.clone(), p), expected, atol=2e-5, rtol=0)
+    assert len({tuple(o) for o in p.jitter_order.tolist()}) > 10  # many different orders were exercised
+
+
+def test_chunked_cpu_views_equal_whole_batch_views_and_the_engine_moves_like_a_module(monkeypatch):
+    import amortinv.augment.vision as V
+
+    x = (smooth_images(10, 40, 40) * 255).to(torch.uint8)
+    aug = VisionAugment(G, 40).to("cpu").float()  # nn.Module plumbing (.to) must keep working
+    p = aug.sample(x, [1, 1])
+    whole = aug.apply(x, p)
+    monkeypatch.setattr(V, "CPU_CHUNK_BYTES", 3 * 12 * 40 * 40)  # chunks of 3 images
+    torch.testing.assert_close(aug.apply(x, p), whole, atol=1e-6, rtol=0)
+
+
 def test_each_view_is_a_pure_function_of_the_seed_and_its_parameters():
     x = (smooth_images(8, 32, 32) * 255).to(torch.uint8)
     aug = VisionAugment(G, 32, recipe="moco")

@@ -1,7 +1,8 @@
 """Silence third-party output a user of the command line cannot act on (installed by the CLI only).
 
 - Lightning's "Tip: ... try installing litlogger / litmodels" info lines (advertising);
-- the ``LeafSpec`` deprecation that Lightning's pytree helper triggers in torch.
+- the ``LeafSpec`` deprecation that Lightning's pytree helper triggers in torch;
+- the ``torch.jit.script`` deprecation that library code calling it triggers (seen in transfer runs).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class _DropTips(logging.Filter):
 def quiet_third_party() -> None:
     """Install the warning filters and the log filter (idempotent)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero"):
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in log.filters):

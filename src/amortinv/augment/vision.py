@@ -44,6 +44,7 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 OP_ORDER = ("crop", "flip", "color_jitter", "grayscale", "blur", "solarize")
+CPU_CHUNK_BYTES = 4 << 20  # float32 output per chunk on the CPU (see ``VisionAugment.apply``)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,17 @@ class VisionAugment(nn.Module):
         return sample_view_params(self.active_ops(descriptor), self.recipe, len(images), *images.shape[-2:])
 
     def apply(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
-        """The view of ``images`` (B, 3, H, W) for parameters ``p``: float (B, 3, *size), normalised."""
+        """The view of ``images`` (B, 3, H, W) for parameters ``p``: float (B, 3, *size), normalised.
+
+        On the CPU the batch is processed in chunks of about ``CPU_CHUNK_BYTES`` of output, so
+        that the chain of ops works in cache (measured 1.5x faster at 96x96; a no-op at 32x32).
+        """
+        n = max(1, CPU_CHUNK_BYTES // (12 * self.size[0] * self.size[1]))
+        if images.device.type == "cpu" and len(images) > n:
+            return torch.cat([self._view_of(images[k:k + n], p.select(slice(k, k + n))) for k in range(0, len(images), n)])
+        return self._view_of(images, p)
+
+    def _view_of(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
         x = self._geometry(images, p)
         if p.jitter is not None:
             x = self._jitter(x, p)
@@ -182,8 +193,13 @@ class VisionAugment(nn.Module):
         flip = p.flip if p.flip is not None else torch.zeros(len(x), dtype=torch.bool)
         return O.resized_crop_flip(x, p.boxes, flip, self.size, O.supersampling(p.boxes, self.size))
 
-    def _jitter(self, x: torch.Tensor, p: ViewParams) -> torch.Tensor:
-        """Brightness, contrast, saturation and hue, in each sample's own random order."""
+    @staticmethod
+    def _jitter(x: torch.Tensor, p: ViewParams) -> torch.Tensor:
+        """Brightness, contrast, saturation and hue, in each sample's own random order: at each of the
+        four positions one fused blend over the batch (identity factors for the samples whose op there
+        is hue or who are not jittered), then hue on the samples whose op there is hue. (Grouping the
+        samples by their order instead, so that each is touched by each op once, measured slower on
+        the CPU: 357-400 vs 277-314 us per 96x96 image.)"""
         ones = torch.ones(len(x))
         for k in range(4):
             op = torch.where(p.jitter, p.jitter_order[:, k], -1)
