@@ -86,4 +86,4 @@ def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     if "mocov2" in extra:  # each step, the keys of both ranks (2 x 8) entered the drawn queue of 32 slots
         state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         counts = list(result["descriptor_counts"].values())  # the steps each training descriptor was drawn
-        assert sum(counts) == 3 and state["queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]
+        assert sum(counts) == 3 and state["objective.queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]

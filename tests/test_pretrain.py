@@ -71,8 +71,8 @@ class Recorder(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.descriptors.append(module.descriptor_index(trainer.global_step - 1))
-        if hasattr(module, "queues"):
-            self.queues.append(module.queues.keys.detach().clone())
+        if hasattr(module.objective, "queues"):
+            self.queues.append(module.objective.queues.keys.detach().clone())
 
     def on_train_epoch_end(self, trainer, module):
         if self.stop_after_epoch is not None and trainer.current_epoch + 1 >= self.stop_after_epoch:
@@ -114,8 +114,8 @@ def test_resume_reproduces_uninterrupted_run(tiny_npz, tmp_path):
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
     c = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     d = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert torch.allclose(c["queues.keys"], d["queues.keys"], atol=1e-6)
-    assert torch.equal(c["queues.ptr"], d["queues.ptr"])
+    assert torch.allclose(c["objective.queues.keys"], d["objective.queues.keys"], atol=1e-6)
+    assert torch.equal(c["objective.queues.ptr"], d["objective.queues.ptr"])
     # the run folder's metrics.csv holds both launches
     steps = [line.split(",")[1] for line in (tmp_path / "cut" / "metrics.csv").read_text().splitlines()[1:]]
     assert {"0", "11"} <= set(steps)

@@ -122,3 +122,24 @@ def test_heads_shared_and_per_descriptor():
     assert len(shared.heads) == 1 and torch.equal(shared(x, 0), shared(x, 2))
     assert len(per.heads) == 3 and not torch.allclose(per(x, 0), per(x, 2))
     assert per(x, 1).shape == (5, 4)
+
+
+def test_objectives_are_plain_modules_that_train_without_lightning():
+    import subprocess
+    import sys
+
+    from amortinv.encoders import build_encoder
+    from amortinv.ssl.objectives import OBJECTIVES
+
+    opts = dict(num_heads=3, per_head=False, proj_hidden=16, proj_dim=8, proj_layers=2, temperature=0.2)
+    extra = {"simclr": {}, "mocov2": {"queue_size": 8}, "mocov3": {"pred_hidden": 16}}
+    v1, v2, i = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16), torch.tensor([1.0, 0.0])
+    for name, cls in OBJECTIVES.items():
+        obj = cls(build_encoder("hyper_resnet18", 2, cifar_stem=True, width=0.0625), **opts, **extra[name])
+        if hasattr(obj, "update_keys"):
+            obj.update_keys(0.9)
+        loss = obj(v1, v2, 1, i)
+        loss.backward()
+        assert torch.isfinite(loss) and all(p.grad is not None for p in obj.encoder.parameters() if p.requires_grad), name
+    check = "import amortinv.ssl.objectives, sys; print('lightning' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Self-supervised pre-training: pure losses, queues, heads, gather (no Lightning), and the methods."""
+"""Self-supervised pre-training: pure losses, queues, heads, gather, the methods' objectives (no Lightning), and the LightningModules."""
 
 from amortinv._lazy import lazy_exports
 
@@ -8,6 +8,8 @@ _EXPORTS = {
     "nt_xent": "amortinv.ssl.losses", "info_nce_queue": "amortinv.ssl.losses", "moco_v3_contrastive": "amortinv.ssl.losses", "moco_v3_loss": "amortinv.ssl.losses",
     "LARS": "amortinv.ssl.optim", "build_optimizer": "amortinv.ssl.optim", "momentum_schedule": "amortinv.ssl.optim", "momentum_update": "amortinv.ssl.optim", "warmup_cosine": "amortinv.ssl.optim",
     "DescriptorQueues": "amortinv.ssl.queues",
+    "SimCLRObjective": "amortinv.ssl.objectives", "MoCoV2Objective": "amortinv.ssl.objectives", "MoCoV3Objective": "amortinv.ssl.objectives",
+    "OBJECTIVES": "amortinv.ssl.objectives",
     "PretrainConfig": "amortinv.ssl.config",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

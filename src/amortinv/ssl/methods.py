@@ -1,6 +1,7 @@
 """Pre-training LightningModules: AI-SimCLR, AI-MoCo-v2 and AI-MoCo-v3 (one class per method).
 
-Each step draws ONE descriptor from the space as a pure function of ``(seed, global_step)``,
+Each wraps its method's maths, a plain PyTorch module of ``amortinv.ssl.objectives`` (``self.objective``:
+encoder, heads, momentum copies, queues -> loss), with what a training run adds. Each step draws ONE descriptor from the space as a pure function of ``(seed, global_step)``,
 so every DDP rank uses the same one and a resumed run continues the same sequence (SPEC 1);
 it makes the two views of that descriptor on the training device and computes the method's
 loss. With ``fixed_descriptor`` the same code trains the plain baselines (default recipe,
@@ -10,7 +11,6 @@ so resuming from a checkpoint (even one saved mid-epoch) reproduces an uninterru
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import lightning as L
@@ -20,13 +20,10 @@ from torch import nn
 from amortinv.modality import MODALITIES
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace
-from amortinv.ssl.distributed import gather_no_grad
 from amortinv.ssl.config import METHOD_DEFAULTS
 from amortinv.ssl.config import PretrainConfig as _C
-from amortinv.ssl.heads import DescriptorHeads, mlp
-from amortinv.ssl.losses import info_nce_queue, moco_v3_loss, nt_xent
-from amortinv.ssl.optim import build_optimizer, momentum_schedule, momentum_update, warmup_cosine
-from amortinv.ssl.queues import DescriptorQueues
+from amortinv.ssl.objectives import OBJECTIVES
+from amortinv.ssl.optim import build_optimizer, momentum_schedule, warmup_cosine
 
 __all__ = ["ContrastivePretrainer", "SimCLR", "MoCoV2", "MoCoV3", "METHODS", "step_seed"]
 
@@ -95,7 +92,6 @@ class ContrastivePretrainer(L.LightningModule):
         temperature = defaults["temperature"] if temperature is None else temperature
         proj_layers = defaults["proj_layers"] if proj_layers is None else proj_layers
         self.save_hyperparameters(ignore=["encoder", "space"])
-        self.encoder = encoder
         self.space = space
         self.augment = MODALITIES[modality].augment(space, image_size, recipe=recipe)
         if fixed_descriptor is not None:
@@ -110,11 +106,18 @@ class ContrastivePretrainer(L.LightningModule):
         if not (hyper_lr == "auto" or (isinstance(hyper_lr, (int, float)) and hyper_lr > 0)):
             raise ValueError(f"hyper_lr must be a positive number or 'auto', got {hyper_lr!r}")
         self.num_heads = 1 if fixed_descriptor is not None else len(self.descriptors)
-        self.projector = DescriptorHeads(self._projector_factory(), self.num_heads, per_descriptor_heads)
+        self.objective = OBJECTIVES[self.method](
+            encoder, num_heads=self.num_heads, per_head=per_descriptor_heads, proj_hidden=proj_hidden, proj_dim=proj_dim,
+            proj_layers=proj_layers, temperature=temperature, **self.objective_options(),
+        )
 
-    def _projector_factory(self):  # noqa: ANN202
-        h = self.hparams
-        return lambda: mlp(self.encoder.feature_dim, h.proj_hidden, h.proj_dim, h.proj_layers)
+    def objective_options(self) -> dict[str, Any]:
+        """The method's own objective options (queue size, predictor width)."""
+        return {}
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.objective.encoder
 
     # ---------------------------------------------------------------- descriptors
     def descriptor_index(self, step: int) -> int:
@@ -141,7 +144,8 @@ class ContrastivePretrainer(L.LightningModule):
 
     # ---------------------------------------------------------------- training
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The objective's loss of the two views at training descriptor ``idx`` (= ``d``)."""
+        return self.objective(v1, v2, idx, self.encoder_input(d))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -157,7 +161,7 @@ class ContrastivePretrainer(L.LightningModule):
 
     def online_modules(self) -> nn.ModuleList:
         """The modules the optimiser trains."""
-        return nn.ModuleList([self.encoder, self.projector])
+        return self.objective.online()
 
     def schedule_lengths(self) -> tuple[int, int]:
         """(total optimiser steps, optimiser steps per epoch)."""
@@ -187,32 +191,22 @@ class SimCLR(ContrastivePretrainer):
 
     method = "simclr"
 
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        z = self.projector(self.encoder(torch.cat([v1, v2]), self.encoder_input(d)), idx)
-        z1, z2 = z.chunk(2)
-        return nt_xent(z1, z2, self.hparams.temperature)
-
 
 class _Momentum(ContrastivePretrainer):
-    """Adds a momentum (key) copy of the encoder and projector."""
+    """Updates the objective's momentum (key) copies before each loss."""
 
     def __init__(self, *args: Any, momentum: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hparams["momentum"] = METHOD_DEFAULTS[self.method]["momentum"] if momentum is None else momentum
-        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
     def current_momentum(self) -> float:
         return self.hparams.momentum
 
-    def keys(self, views: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        """Key projections of ``views`` after the momentum update (no gradient)."""
+    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
         m = self.current_momentum()
-        momentum_update(self.encoder, self.key_encoder, m)
-        momentum_update(self.projector, self.key_projector, m)
+        self.objective.update_keys(m)
         self.log("train/momentum", m, on_step=True, on_epoch=False)
-        with torch.no_grad():
-            return self.key_projector(self.key_encoder(views, self.encoder_input(d)), idx)
+        return super().loss(v1, v2, idx, d)
 
 
 class MoCoV2(_Momentum):
@@ -221,16 +215,12 @@ class MoCoV2(_Momentum):
     method = "mocov2"
 
     def __init__(self, *args: Any, queue_size: int = _C.queue_size, **kwargs: Any) -> None:
+        self._queue_size = queue_size
         super().__init__(*args, **kwargs)
         self.hparams["queue_size"] = queue_size
-        self.queues = DescriptorQueues(self.num_heads, self.hparams.proj_dim, queue_size)
 
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        q = self.projector(self.encoder(v1, self.encoder_input(d)), idx)
-        k = self.keys(v2, idx, d)
-        loss = info_nce_queue(q, k, self.queues.get(idx).clone(), self.hparams.temperature)
-        self.queues.enqueue(idx, gather_no_grad(k))
-        return loss
+    def objective_options(self) -> dict[str, Any]:
+        return {"queue_size": self._queue_size}
 
 
 class MoCoV3(_Momentum):
@@ -239,27 +229,16 @@ class MoCoV3(_Momentum):
     method = "mocov3"
 
     def __init__(self, *args: Any, pred_hidden: int = _C.pred_hidden, **kwargs: Any) -> None:
+        self._pred_hidden = pred_hidden
         super().__init__(*args, **kwargs)
         self.hparams["pred_hidden"] = pred_hidden
-        h = self.hparams
-        self.predictor = DescriptorHeads(lambda: mlp(h.proj_dim, pred_hidden, h.proj_dim, 2), self.num_heads, h.per_descriptor_heads)
 
-    def _projector_factory(self):  # noqa: ANN202
-        h = self.hparams
-        return lambda: mlp(self.encoder.feature_dim, h.proj_hidden, h.proj_dim, h.proj_layers, last_bn=True)
-
-    def online_modules(self) -> nn.ModuleList:
-        return nn.ModuleList([self.encoder, self.projector, self.predictor])
+    def objective_options(self) -> dict[str, Any]:
+        return {"pred_hidden": self._pred_hidden}
 
     def current_momentum(self) -> float:
         total, _ = self.schedule_lengths()
         return momentum_schedule(self.global_step, total, self.hparams.momentum)
-
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        n = len(v1)
-        q = self.predictor(self.projector(self.encoder(torch.cat([v1, v2]), self.encoder_input(d)), idx), idx)
-        k = self.keys(torch.cat([v1, v2]), idx, d)
-        return moco_v3_loss(q[:n], q[n:], k[:n], k[n:], self.hparams.temperature)
 
 
 METHODS: dict[str, type[ContrastivePretrainer]] = {"simclr": SimCLR, "mocov2": MoCoV2, "mocov3": MoCoV3}
