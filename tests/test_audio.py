@@ -172,6 +172,8 @@ def test_audio_folder_labels_resampling_and_clear_errors(tmp_path):
         build_dataset("audiofolder", tmp_path / "train", "test")
     with pytest.raises(ValueError, match="image-size does not apply"):
         build_dataset("audiofolder", tmp_path, "train", image_size=32)
+    with pytest.raises(ValueError, match="holds images: audio settings"):
+        build_dataset("shapes", None, "train", clip_seconds=2.0)
 
 
 def make_audio_npz(folder: Path, n: int = 48, seed: int = 0) -> Path:

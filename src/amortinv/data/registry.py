@@ -170,6 +170,9 @@ def build_dataset(
             raise ValueError(f"dataset '{name}' is audio: --image-size does not apply (set the clip length in seconds)")
         return _audio(name, _check_root(name, None if root is None else Path(root)), split,
                       dict(sample_rate=sample_rate, clip_seconds=1.0 if clip_seconds is None else clip_seconds, crop=crop), labels)
+    if sample_rate is not None or clip_seconds is not None:
+        raise ValueError(f"dataset '{name}' holds images: audio settings (sample rate {sample_rate}, clip length {clip_seconds} s) "
+                         "do not apply (is the encoder or config meant for audio?)")
     if image_size is not None and image_size < 8:
         raise ValueError(f"--image-size must be >= 8 pixels (or unset: the images' own size), got {image_size}")
     if name == "shapes":
