@@ -19,8 +19,9 @@ reproduces the views); the ops (``amortinv.augment.audio_ops``) run on the batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,6 +68,35 @@ def _uniform(n: int, lo: float, hi: float) -> torch.Tensor:
     return torch.empty(n).uniform_(lo, hi)
 
 
+def _mask(n: int, r: AudioRecipe, length: int) -> dict[str, Any]:
+    width = _uniform(n, 0, r.mask_max)
+    return {"start": torch.rand(n) * (1 - width), "width": width}
+
+
+def _fade(which: str) -> Callable[[int, AudioRecipe, int], dict[str, Any]]:
+    def draw(n: int, r: AudioRecipe, length: int) -> dict[str, Any]:
+        lengths = {"fade_in": torch.zeros(n), "fade_out": torch.zeros(n)}
+        lengths[which] = _uniform(n, 0, r.fade_in_max if which == "fade_in" else r.fade_out_max)
+        return {**lengths, "shape": torch.randint(0, len(A.FADE_SHAPES), (n,))}
+    return draw
+
+
+# per op: the draw of its keyword arguments (n samples, recipe, clip length) and the batched op taking them
+_SAMPLERS: dict[str, Callable[[int, AudioRecipe, int], dict[str, Any]]] = {
+    "time_stretch": lambda n, r, length: {"rate": _uniform(n, *r.stretch), "n_fft": r.n_fft},
+    "pitch_shift": lambda n, r, length: {"semitones": _uniform(n, *r.pitch_semitones), "n_fft": r.n_fft},
+    "time_shift": lambda n, r, length: {"shift": _uniform(n, -r.shift_max, r.shift_max)},
+    "time_mask": _mask,
+    "fade_in": _fade("fade_in"),
+    "fade_out": _fade("fade_out"),
+    "noise": lambda n, r, length: {"snr_db": _uniform(n, *r.snr_db), "noise": torch.randn(n, length)},
+}
+_OPS: dict[str, Callable[..., torch.Tensor]] = {
+    "time_stretch": A.time_stretch, "pitch_shift": A.pitch_shift, "time_shift": A.time_shift, "time_mask": A.time_mask,
+    "fade_in": A.fade, "fade_out": A.fade, "noise": A.add_noise,
+}
+
+
 class AudioAugment(nn.Module):
     """Descriptor-conditioned two-view augmentation for waveform batches (B, 1, length)."""
 
@@ -81,46 +111,15 @@ class AudioAugment(nn.Module):
         """The op names switched on by a binary descriptor, in application order."""
         return active_ops(self.space, descriptor, AUDIO_OPS)
 
-    def sample(self, n: int, descriptor: torch.Tensor | Sequence[float]) -> dict[str, tuple[torch.Tensor, ...]]:
-        """Per-sample parameters (CPU tensors (n,)) of every active op."""
-        r, p = self.recipe, {}
-        for op in self.active_ops(descriptor):
-            if op == "pitch_shift":
-                p[op] = (_uniform(n, *r.pitch_semitones),)
-            elif op in ("fade_in", "fade_out"):
-                p[op] = (_uniform(n, 0, r.fade_in_max if op == "fade_in" else r.fade_out_max), torch.randint(0, 3, (n,)))
-            elif op == "noise":
-                p[op] = (_uniform(n, *r.snr_db),)
-            elif op == "time_mask":
-                width = _uniform(n, 0, r.mask_max)
-                p[op] = (torch.rand(n) * (1 - width), width)
-            elif op == "time_shift":
-                p[op] = (_uniform(n, -r.shift_max, r.shift_max),)
-            elif op == "time_stretch":
-                p[op] = (_uniform(n, *r.stretch),)
-        return p
+    def sample(self, n: int, descriptor: torch.Tensor | Sequence[float]) -> dict[str, dict[str, Any]]:
+        """Per-sample parameters (CPU tensors (n,); the noise (n, length)) of every active op, as its keyword arguments."""
+        return {op: _SAMPLERS[op](n, self.recipe, self.length) for op in self.active_ops(descriptor)}
 
-    def apply(self, waves: torch.Tensor, params: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    def apply(self, waves: torch.Tensor, params: dict[str, dict[str, Any]]) -> torch.Tensor:
         """The view of ``waves`` (B, 1, L) for sampled ``params``: (B, 1, length)."""
         x = self.eval_input(waves)[:, 0]
-        zero = torch.zeros(len(x))
         for op in (o for o in AUDIO_OPS if o in params):
-            args = params[op]
-            if op == "time_stretch":
-                x = A.time_stretch(x, args[0], self.recipe.n_fft)
-            elif op == "pitch_shift":
-                x = A.pitch_shift(x, args[0], self.recipe.n_fft)
-            elif op == "time_shift":
-                x = A.time_shift(x, args[0])
-            elif op == "time_mask":
-                x = A.time_mask(x, *args)
-            elif op == "fade_in":
-                x = A.fade(x, args[0], zero, args[1])
-            elif op == "fade_out":
-                x = A.fade(x, zero, args[0], args[1])
-            elif op == "noise":
-                noise = torch.randn(x.shape).to(x.device, non_blocking=True)
-                x = A.add_noise(x, args[0], noise)
+            x = _OPS[op](x, **params[op])
         return x[:, None]
 
     def eval_input(self, waves: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,7 @@ def fade(x: torch.Tensor, fade_in: torch.Tensor, fade_out: torch.Tensor, shape: 
 
 def add_noise(x: torch.Tensor, snr_db: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Add ``noise`` (B, L) scaled to a signal-to-noise ratio of ``snr_db`` (B,) dB (inf: no noise)."""
+    noise = noise.to(x.device, x.dtype, non_blocking=True)
     signal = x.pow(2).mean(dim=-1, keepdim=True)
     power = noise.pow(2).mean(dim=-1, keepdim=True).clamp(min=1e-12)
     scale = torch.sqrt(signal / power / torch.pow(10.0, _col(snr_db, x) / 10))
