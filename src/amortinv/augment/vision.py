@@ -5,10 +5,12 @@ binary descriptor ``i``: only the ops of the factors switched on are applied (SP
 Random parameters are drawn per sample on the CPU (``amortinv.augment.params``, torchvision's
 distributions) and every op is a few whole-batch tensor operations (``amortinv.augment.ops``:
 crop + flip + resize as one ``grid_sample`` straight from the uint8 batch, the four colour-jitter
-ops in a per-sample random order, grayscale, blur as grouped separable convolutions, solarize,
-normalisation). They run on whatever device the images are on without waiting for the host, and
-the data loader only decodes uint8 images. On the CPU an op touches only the samples it applies
-to; elsewhere it is computed for the batch and selected by mask (no host synchronisation).
+ops in a per-sample random order (fused blends with identity factors, exact HSV hue), grayscale,
+blur as per-sample separable taps, solarize, normalisation). They run on whatever device the
+images are on without waiting for the host, and the data loader only decodes uint8 images. On the
+CPU the ops applied to some samples only (hue, grayscale, blur, solarize, flip without crop) touch
+just those samples, and the batch is processed in cache-sized chunks; elsewhere such an op is
+computed for the batch and selected by mask (no host synchronisation).
 
 Op names usable in an ``InvarianceSpace``'s ``ops``: ``crop``, ``flip``, ``color_jitter``,
 ``grayscale``, ``blur``, ``solarize``. Without ``crop`` both views are the same deterministic
