@@ -65,7 +65,7 @@ def recompute_bn_stats(
     encoder: Encoder, images: torch.Tensor, i: torch.Tensor | None, *, size: tuple[int, int], batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
-    """BatchNorm statistics of ``encoder`` at descriptor ``i`` over uint8 ``images`` (N, 3, H, W), as buffers.
+    """BatchNorm statistics of ``encoder`` at descriptor ``i`` over raw inputs ``images`` (uint8 images (N, 3, H, W) or waveforms (N, 1, L)), as buffers.
 
     The exact average over all the images (cumulative, not a moving average); the encoder's own
     buffers and mode are left as they were.

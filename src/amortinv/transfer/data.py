@@ -1,4 +1,4 @@
-"""Downstream task data: uint8 images and targets split into train / val / test, and features.
+"""Downstream task data: raw inputs (uint8 images or waveforms) and targets split into train / val / test, and features.
 
 The validation split is carved from the training data with a fixed seed; the test split is
 only ever used once, for the final score of a selected model (SPEC section 5).
@@ -43,7 +43,7 @@ class Standardiser:
 
 @dataclass
 class TaskData:
-    """One downstream task: uint8 images (N, 3, H, W) and targets for train / val / test.
+    """One downstream task: raw inputs (uint8 images (N, 3, H, W) or float waveforms (N, 1, L)) and targets for train / val / test.
 
     ``targets`` are int64 labels (N,) for classification or float32 (N, D) for regression.
     """
@@ -143,7 +143,7 @@ def encode(
     encoder: Encoder, images: torch.Tensor, i: torch.Tensor | Sequence[float] | None, *, size: tuple[int, int],
     batch_size: int = 256, device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Features (N, D) of uint8 images at a fixed descriptor, without gradients (on the CPU), in eval mode
+    """Features (N, D) of raw inputs (images or waveforms) at a fixed descriptor, without gradients (on the CPU), in eval mode
     (BatchNorm uses its running statistics, so a feature never depends on the rest of its batch)."""
     device = torch.device(device)
     dtype = next(encoder.parameters()).dtype

@@ -97,7 +97,7 @@ def encode_with_tangents(
     encoder: Encoder, images: torch.Tensor, i: torch.Tensor, *, size: tuple[int, int], batch_size: int = 128,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, D) of uint8 images at ``i`` and their Jacobian dF/di (K, N, D), on the CPU in float32."""
+    """Features (N, D) of raw inputs (images or waveforms) at ``i`` and their Jacobian dF/di (K, N, D), on the CPU in float32."""
     device = torch.device(device)
     feats, tangents = [], []
     with evaluating(encoder):
