@@ -1,7 +1,9 @@
-"""Two CPU processes (gloo): same descriptors on both ranks; SimCLR on 2 x b equals 1 x 2b."""
+"""Two CPU processes (gloo): same descriptors on both ranks; SimCLR on 2 x b equals 1 x 2b; Lightning DDP runs,
+preemption included."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from amortinv.encoders import load_encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl import nt_xent
 
@@ -87,3 +90,46 @@ def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
         state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         counts = list(result["descriptor_counts"].values())  # the steps each training descriptor was drawn
         assert sum(counts) == 3 and state["objective.queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]
+
+
+PREEMPTED_DDP_RUN = '''
+import os, signal, sys
+import lightning as L
+from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
+
+class Preempt(L.Callback):  # the scheduler's SIGTERM reaches the launching process (rank 0) mid-epoch
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == 4 and trainer.global_rank == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+out, mode = sys.argv[1], sys.argv[2]
+cfg = PretrainConfig(method="simclr", data="npz", data_root=sys.argv[3], batch_size=8, epochs=2, seed=3,
+                     encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16, knn_eval=False,
+                     progress=False, out=out, accelerator="cpu", devices=2, strategy="ddp", resume="last" if mode == "resume" else None)
+run_pretrain(cfg, callbacks=[Preempt()] if mode == "cut" else [])
+'''
+
+
+def test_sigterm_under_ddp_exits_143_on_every_rank_and_resume_ends_as_the_uninterrupted_run(tiny_npz, tmp_path):
+    """Two CPU ranks (gloo): 6 steps per epoch; SIGTERM at step 4 stops both ranks at the same step with one line,
+    leaves ``last.ckpt`` there, and ``--resume last`` ends bit-for-bit where an uninterrupted run ends."""
+    script = tmp_path / "run.py"
+    script.write_text(PREEMPTED_DDP_RUN)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def launch(out: str, mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(script), str(tmp_path / out), mode, str(tiny_npz)], capture_output=True,
+                              text=True, timeout=300, env=env, cwd=tmp_path)
+
+    assert launch("full", "full").returncode == 0
+    cut = launch("cut", "cut")
+    assert cut.returncode == 143, cut.stderr[-3000:]
+    assert cut.stderr.count("amortinv: interrupted by SIGTERM at step 4") == 1
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert not (tmp_path / "cut" / "result.json").exists()
+    resumed = launch("cut", "resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((tmp_path / "cut" / "result.json").read_text())["steps"] == 12
+    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

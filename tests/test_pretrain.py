@@ -230,3 +230,49 @@ def test_sigterm_mid_epoch_exits_143_and_resume_ends_as_the_uninterrupted_run(ti
     a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
+
+
+class _FailAt(L.Callback):
+    """Raises an error after global step ``at``, as a bad batch deep in a run would."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("injected failure")
+
+
+def test_a_failed_run_leaves_no_folder_unless_a_checkpoint_can_resume_it(tiny_npz, tmp_path, capsys):
+    for out in (tmp_path / "new", tmp_path / "existing"):
+        if out.name == "existing":
+            out.mkdir()  # a folder the user made stays, empty
+        with pytest.raises(RuntimeError, match="injected failure"):
+            run_pretrain(small_cfg(tiny_npz, out, method="simclr", epochs=2), callbacks=[_FailAt(at=2)])  # epoch 1 of 2
+        assert not out.exists() if out.name == "new" else list(out.iterdir()) == []
+    late = tmp_path / "late"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_pretrain(small_cfg(tiny_npz, late, method="simclr", epochs=2), callbacks=[_FailAt(at=8)])  # after epoch 1's checkpoint
+    assert "keeps its checkpoints" in capsys.readouterr().err
+    assert not (late / ".lock").exists() and (late / "logs").is_dir()
+    assert run_pretrain(small_cfg(tiny_npz, late, method="simclr", epochs=2, resume="last"))["finished"]
+
+
+def test_a_corrupt_image_found_during_training_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for c in ("cat", "dog"):
+        (tmp_path / "flat" / c).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.full((16, 16, 3), 40 * k, np.uint8)).save(tmp_path / "flat" / c / f"{k}.png")
+    broken = tmp_path / "flat" / "dog" / "2.png"  # the last sample: read by the loader, not by the checks before training
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as err:
+        main(["pretrain", "--data", "imagefolder", "--data-root", str(tmp_path / "flat"), "--batch-size", "2", "--epochs", "1",
+              "--encoder-options", TINY_ENCODER, "--proj-hidden", "32", "--proj-dim", "16", "--progress", "false",
+              "--out", str(out)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv:")]
+    assert err.value.code == 2 and len(lines) == 1 and f"unreadable image {broken}" in lines[0]
+    assert not out.exists()

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
 
@@ -74,15 +76,38 @@ class PretrainData(L.LightningDataModule):
         )
 
 
-class PreemptionCheckpoint(Callback):
-    """On SIGTERM (a scheduler preempting the job), write ``last.ckpt`` at the step reached."""
+class Preemption(Callback):
+    """SIGTERM (a scheduler preempting the job): every rank stops after the same step and ``last.ckpt``
+    is written there.
+
+    The signal handler only sets a flag (and forwards the signal to the ranks this process launched);
+    the ranks agree on the flag after each step, at the same point on every rank. Lightning's own
+    handler runs a collective inside the handler, which deadlocks when the signal arrives while the
+    ranks are in another collective (Lightning-AI/pytorch-lightning#20806), so it is replaced for the
+    run (Lightning restores the previous handlers when ``fit`` ends).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.requested = False
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.requested = False
+
+        def handler(signum: int, frame: Any) -> None:
+            self.requested = True
+            if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+                trainer.strategy.launcher.kill(signum)
+
+        signal.signal(signal.SIGTERM, handler)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            raise SIGTERMException
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)  # with the optimiser state: resume continues exactly
 
 
 class KNNMonitor(Callback):
@@ -214,16 +239,20 @@ def _lock_owner(out: Path) -> int | None:
 
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` (this process's pid) for the run; a live holder means another run uses the folder."""
+    """Hold ``out/.lock`` (this process's pid) for the run; a live holder means another run uses the folder.
+    A folder the lock created and the run left empty is removed on release."""
     owner = _lock_owner(out)
     if owner is not None and owner != os.getpid():
         raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     (out / ".lock").write_text(str(os.getpid()))
     try:
         yield
     finally:
         (out / ".lock").unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
 
 
 def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
@@ -235,6 +264,17 @@ def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         out.mkdir(parents=True, exist_ok=True)
         (out / "run_config.json").write_text(json.dumps(_settings(cfg), indent=2) + "\n")
+
+
+def discard_unresumable(out: Path) -> None:
+    """After a fresh run failed: remove what it wrote (logs, settings) unless a checkpoint lets it resume
+    (``run_lock`` then removes the folder if it made it)."""
+    if any((out / "checkpoints").glob("*.ckpt")):
+        print(f"amortinv: the run failed; {out} keeps its checkpoints (--resume last continues from the last one)", file=sys.stderr)
+        return
+    for child in out.iterdir():
+        if child.name != ".lock":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
@@ -285,7 +325,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
 
     callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-                 PreemptionCheckpoint(out / "checkpoints" / "last.ckpt")]
+                 Preemption(out / "checkpoints" / "last.ckpt")]
     test = None
     if cfg.knn_every or cfg.knn_eval:
         try:
@@ -319,9 +359,14 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         try:
             trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:
-            print(f"amortinv: interrupted by SIGTERM at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} written: "
-                  "continue with --resume last", file=sys.stderr, flush=True)
+            if launcher:
+                print(f"amortinv: interrupted by SIGTERM at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
+                      "written: continue with --resume last", file=sys.stderr, flush=True)
             raise SystemExit(143) from None
+        except Exception:
+            if launcher and not cfg.resume:
+                discard_unresumable(out)
+            raise
         wall = time.perf_counter() - start
         if not trainer.is_global_zero:
             return {}
