@@ -121,6 +121,7 @@ def test_a_single_npz_file_is_never_its_own_test_split(tiny_npz, tmp_path, capsy
                                          encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16,
                                          out=str(tmp_path / "pre")))
     assert "knn_top1" not in result  # no test split, so no kNN accuracy (never measured on the training images)
+    assert "no kNN evaluation" in capsys.readouterr().err  # and the run says so
     with pytest.raises(SystemExit):
         main(["transfer", "--encoder", str(tmp_path / "pre"), "--data", "npz", "--data-root", str(single), "--out", str(tmp_path / "t")])
     assert "has no 'test' split" in capsys.readouterr().err and not (tmp_path / "t").exists()

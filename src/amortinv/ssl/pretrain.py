@@ -330,8 +330,10 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     if cfg.knn_every or cfg.knn_eval:
         try:
             test = build_dataset(cfg.data, cfg.data_root, "test", **reading)
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, ValueError) as err:
             test = None
+            if launcher:
+                print(f"amortinv: no kNN evaluation ({err})", file=sys.stderr)
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
     if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
         callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor if module.encoder.conditioned else None, cfg.knn_every))
