@@ -276,3 +276,30 @@ def test_a_corrupt_image_found_during_training_is_one_line_and_leaves_no_folder(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv:")]
     assert err.value.code == 2 and len(lines) == 1 and f"unreadable image {broken}" in lines[0]
     assert not out.exists()
+
+
+def test_resume_replays_the_random_crops_of_long_clips(tmp_path):
+    """Audio clips longer than the window are cropped at random for pre-training; the crops are a
+    function of (seed, epoch, index), so a preempted and resumed run ends as the uninterrupted one."""
+    import numpy as np
+
+    from amortinv.ssl.pretrain import InputsOnly
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "clips").mkdir()
+    for split in ("train", "test"):
+        clips = [(0.3 * rng.standard_normal(int(rng.integers(1500, 2500))) * 32767).astype(np.int16) for _ in range(48)]
+        np.savez(tmp_path / "clips" / f"{split}.npz", audio=np.concatenate(clips), labels=np.arange(48) % 2, sample_rate=8000,
+                 offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]))
+    cfg = dict(data="audionpz", space="audio7", clip_seconds=0.125, method="simclr", epochs=2, encoder_options={"width": 0.0625})
+    from amortinv.data import build_dataset
+
+    inputs = InputsOnly(build_dataset("audionpz", tmp_path / "clips", "train", clip_seconds=0.125, crop="random"), seed=3)
+    assert torch.equal(inputs[(5, 1)], inputs[(5, 1)]) and not torch.equal(inputs[(5, 1)], inputs[(5, 2)])
+    run_pretrain(small_cfg(tmp_path / "clips", tmp_path / "full", **cfg))  # 3 steps per epoch
+    with pytest.raises(SystemExit):
+        run_pretrain(small_cfg(tmp_path / "clips", tmp_path / "cut", **cfg), callbacks=[_Preempt(at=4)])
+    run_pretrain(small_cfg(tmp_path / "clips", tmp_path / "cut", **cfg, resume="last"))
+    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -184,7 +184,7 @@ def run_demo(
                out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")
     (out_dir / "table.md").write_text(table)
     result = {
-        "data": data, "profile": "quick" if quick else "full", "device": dev, "space": space.to_config(),
+        "data": data, "profile": "quick" if quick else "full", "device": dev, "seed": seed, "space": space.to_config(),
         "pretrain": {k: {key: v.get(key) for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")} for k, v in pre.items()},
         "transfer": transfer, "learned_i": learned, "fewshot": fewshot, "invariance": measured, "table_markdown": table,
         "wall_time_s": round(time.perf_counter() - start, 1),

@@ -57,11 +57,16 @@ class WaveformDataset(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.window(self.clips[k]), self.targets[k]
 
-    def window(self, clip: torch.Tensor) -> torch.Tensor:
+    def input(self, k: int, generator: torch.Generator) -> torch.Tensor:
+        """Clip ``k``'s (1, length) window, a random crop drawn from ``generator`` (pre-training uses a
+        generator seeded by (seed, epoch, index), so a resumed run crops as the uninterrupted one)."""
+        return self.window(self.clips[k], generator)
+
+    def window(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One (1, length) window of a clip: centred or random crop, or centred zero padding."""
         n, extra = len(clip), len(clip) - self.length
         if extra > 0:
-            start = int(torch.randint(0, extra + 1, ())) if self.crop == "random" else extra // 2
+            start = int(torch.randint(0, extra + 1, (), generator=generator)) if self.crop == "random" else extra // 2
             return clip[start:start + self.length][None]
         out = torch.zeros(1, self.length)
         out[0, (-extra) // 2:(-extra) // 2 + n] = clip

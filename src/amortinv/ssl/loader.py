@@ -19,16 +19,17 @@ __all__ = ["ResumableSampler", "ResumableLoader"]
 
 
 class ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` whose next iteration starts ``skip`` indices into its permutation (once)."""
+    """``DistributedSampler`` of (index, epoch) pairs whose next iteration starts ``skip`` indices
+    into its permutation (once). The epoch lets a dataset seed per-item randomness (``InputsOnly``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.skip = 0
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = list(super().__iter__())
         start, self.skip = self.skip, 0
-        return iter(indices[start:])
+        return iter([(k, self.epoch) for k in indices[start:]])
 
 
 class ResumableLoader(DataLoader):

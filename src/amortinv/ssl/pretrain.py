@@ -38,7 +38,7 @@ from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.loader import ResumableLoader, ResumableSampler
 from amortinv.ssl.config import METHOD_DEFAULTS, RESUME_MAY_CHANGE, PretrainConfig
 from amortinv.modality import MODALITIES, Modality
-from amortinv.ssl.methods import METHODS, ContrastivePretrainer
+from amortinv.ssl.methods import METHODS, ContrastivePretrainer, step_seed
 
 __all__ = ["PretrainConfig", "run_pretrain"]
 
@@ -46,15 +46,21 @@ __all__ = ["PretrainConfig", "run_pretrain"]
 
 
 class InputsOnly(Dataset):
-    """A labelled dataset's inputs only (uint8 images or waveforms), for pre-training."""
+    """A labelled dataset's inputs only (uint8 images or waveforms), for pre-training, indexed by
+    (index, epoch) pairs (``ResumableSampler``). A dataset with random inputs (``input(k, generator)``,
+    e.g. crops of long clips) draws them from a generator seeded by (seed, epoch, index): the same in
+    every launch and in every worker process, so a resumed run sees the inputs of the uninterrupted one."""
 
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
+    def __init__(self, base: Dataset, seed: int) -> None:
+        self.base, self.seed = base, seed
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, k: int) -> torch.Tensor:
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        k, epoch = key
+        if hasattr(self.base, "input"):
+            return self.base.input(k, torch.Generator().manual_seed(step_seed(self.seed, epoch, k)))
         return self.base[k][0]
 
 
@@ -65,7 +71,7 @@ class PretrainData(L.LightningDataModule):
         super().__init__()
         if len(dataset) < batch_size:
             raise ValueError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
-        self.dataset, self.batch_size, self.num_workers, self.seed = InputsOnly(dataset), batch_size, num_workers, seed
+        self.dataset, self.batch_size, self.num_workers, self.seed = InputsOnly(dataset, seed), batch_size, num_workers, seed
 
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
@@ -333,7 +339,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         except (FileNotFoundError, ValueError) as err:
             test = None
             if launcher:
-                print(f"amortinv: no kNN evaluation ({err})", file=sys.stderr)
+                print(f"amortinv: note: no kNN evaluation ({err})", file=sys.stderr)
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
     if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
         callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor if module.encoder.conditioned else None, cfg.knn_every))
