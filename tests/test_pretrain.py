@@ -273,7 +273,7 @@ def test_a_corrupt_image_found_during_training_is_one_line_and_leaves_no_folder(
         main(["pretrain", "--data", "imagefolder", "--data-root", str(tmp_path / "flat"), "--batch-size", "2", "--epochs", "1",
               "--encoder-options", TINY_ENCODER, "--proj-hidden", "32", "--proj-dim", "16", "--progress", "false",
               "--out", str(out)])
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv:")]
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv: error")]
     assert err.value.code == 2 and len(lines) == 1 and f"unreadable image {broken}" in lines[0]
     assert not out.exists()
 
