@@ -172,7 +172,7 @@ def test_resume_refuses_unusable_checkpoints_in_one_line(tiny_npz, tmp_path, cap
 
 
 def test_merged_metrics_keep_each_step_once(tmp_path):
-    from amortinv.ssl.pretrain import merge_metrics
+    from amortinv.ssl.run_folder import merge_metrics
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("epoch,step,train/loss\n" + "".join(f"0,{s},{s}.0\n" for s in range(19)))  # killed after step 18

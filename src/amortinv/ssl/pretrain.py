@@ -2,22 +2,18 @@
 
 Run folder: ``checkpoints/`` (Lightning, ``last.ckpt`` included), ``encoder.safetensors`` +
 ``encoder.json`` (loadable with ``amortinv.encoders.load_encoder``), ``metrics.csv`` (and
-``logs/`` with TensorBoard events if asked), and ``result.json``.
+``logs/`` with TensorBoard events if asked), and ``result.json``; the rules that keep one run per
+folder are in ``amortinv.ssl.run_folder``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import pickle
-import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,9 +32,10 @@ from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
 from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.loader import ResumableLoader, ResumableSampler
-from amortinv.ssl.config import METHOD_DEFAULTS, RESUME_MAY_CHANGE, PretrainConfig
+from amortinv.ssl.config import METHOD_DEFAULTS, PretrainConfig
 from amortinv.modality import MODALITIES, Modality
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer, step_seed
+from amortinv.ssl.run_folder import check_run_folder, discard_unresumable, merge_metrics, run_lock, start_run_folder
 
 __all__ = ["PretrainConfig", "run_pretrain"]
 
@@ -129,29 +126,6 @@ class KNNMonitor(Callback):
         module.log("val/knn_top1", acc, prog_bar=True, sync_dist=False)
 
 
-def merge_metrics(parts: list[Path], dest: Path) -> None:
-    """Concatenate the CSV metrics of every launch of a run (first launch first) into ``dest``.
-
-    A resumed launch starts again at its checkpoint's step, so the rows an earlier launch logged
-    from that step on (after the checkpoint, before it was killed) are dropped: each step once.
-    """
-    rows: list[dict[str, str]] = []
-    columns: list[str] = []
-    for part in parts:
-        with open(part, newline="") as f:
-            reader = csv.DictReader(f)
-            columns += [c for c in reader.fieldnames or [] if c not in columns]
-            new = list(reader)
-        steps = [int(r["step"]) for r in new if r.get("step", "").isdigit()]
-        if steps:
-            rows = [r for r in rows if not r.get("step", "").isdigit() or int(r["step"]) < min(steps)]
-        rows += new
-    with open(dest, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
     if n <= 0 or n >= len(ds):
         return ds
@@ -205,82 +179,6 @@ def _check(cfg: PretrainConfig) -> None:
 def _is_launch_rank_zero() -> bool:
     """True in the process that launches the run (DDP children and torchrun ranks > 0 set these variables)."""
     return all(int(os.environ.get(v, 0)) == 0 for v in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-
-
-def _settings(cfg: PretrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(cfg).items() if k not in RESUME_MAY_CHANGE}
-
-
-def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
-    """Refuse to mix runs, before any work: a non-empty ``out`` needs ``resume`` (with the same
-    settings, on an unfinished run) or ``overwrite``."""
-    saved = out / "run_config.json"
-    owner = _lock_owner(out)
-    if owner is not None:
-        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
-    if cfg.resume:
-        if saved.is_file():
-            before, now = json.loads(saved.read_text()), json.loads(json.dumps(_settings(cfg)))
-            changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-            if changed:
-                raise ValueError(f"--resume: {out} was started with other settings ({'; '.join(changed)}); resume with the same "
-                                 "settings, or start a new run in another --out")
-        result = out / "result.json"
-        if result.is_file() and json.loads(result.read_text()).get("finished"):
-            raise ValueError(f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume")
-    elif out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
-                         "or choose another --out")
-
-
-def _lock_owner(out: Path) -> int | None:
-    """The pid of a live run holding ``out``'s lock, or None."""
-    try:
-        pid = int((out / ".lock").read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
-
-
-@contextmanager
-def run_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` (this process's pid) for the run; a live holder means another run uses the folder.
-    A folder the lock created and the run left empty is removed on release."""
-    owner = _lock_owner(out)
-    if owner is not None and owner != os.getpid():
-        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ".lock").write_text(str(os.getpid()))
-    try:
-        yield
-    finally:
-        (out / ".lock").unlink(missing_ok=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()
-
-
-def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
-    """Once everything is checked: clear ``out`` if overwriting, and record the run's settings."""
-    if not cfg.resume:
-        if cfg.overwrite and out.exists():
-            for child in out.iterdir():  # everything but this run's own lock
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "run_config.json").write_text(json.dumps(_settings(cfg), indent=2) + "\n")
-
-
-def discard_unresumable(out: Path) -> None:
-    """After a fresh run failed: remove what it wrote (logs, settings) unless a checkpoint lets it resume
-    (``run_lock`` then removes the folder if it made it)."""
-    if any((out / "checkpoints").glob("*.ckpt")):
-        print(f"amortinv: the run failed; {out} keeps its checkpoints (--resume last continues from the last one)", file=sys.stderr)
-        return
-    for child in out.iterdir():
-        if child.name != ".lock":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
