@@ -43,7 +43,7 @@ from amortinv.transfer.learn import search_invariance
 from amortinv.transfer.probe import ProbeFit, fit_probe, predict, score_outputs
 from amortinv.transfer.settings import TransferSettings
 
-__all__ = ["TransferSettings", "run_transfer", "quantised_neighbours"]
+__all__ = ["FeatureBank", "TransferSettings", "run_transfer", "quantised_neighbours"]
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -64,6 +64,49 @@ def _record(fit: ProbeFit, test_metrics: dict, seconds: float, memory: float, pa
             "time_s": round(seconds, 2), "peak_memory_mb": round(memory, 1), "trainable_params": params}
 
 
+class FeatureBank:
+    """Frozen features of a task's splits, computed once per (encoder, descriptor, split), and the
+    convex probes on them. ``encoders``: key ('self', 'plain:<name>') -> encoder. With
+    ``settings.recalibrate_bn`` each (encoder, descriptor) uses BatchNorm statistics recomputed
+    there on the training inputs."""
+
+    def __init__(self, encoders: dict[str, Encoder], data: TaskData, settings: TransferSettings, device: torch.device) -> None:
+        self.encoders, self.data, self.s, self.device = encoders, data, settings, device
+        self.size = tuple(data.train[0].shape[-2:])  # (H, W) of images, (1, L) of waveforms: what Modality.eval_input takes
+        self._features: dict[tuple[str, str], torch.Tensor] = {}
+        self._bn: dict[str, dict] = {}
+
+    @staticmethod
+    def _key(key: str, i: torch.Tensor | None) -> str:
+        return f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}"
+
+    def bn_stats(self, key: str, i: torch.Tensor | None) -> dict | None:
+        """BatchNorm statistics of an encoder at ``i`` on the training inputs (None: keep the pre-trained ones)."""
+        if not self.s.recalibrate_bn or not has_batchnorm(self.encoders[key]):
+            return None
+        if self._key(key, i) not in self._bn:
+            self._bn[self._key(key, i)] = recompute_bn_stats(self.encoders[key], self.data.train[0], i, size=self.size,
+                                                             batch_size=self.s.batch_size, device=self.device)
+        return self._bn[self._key(key, i)]
+
+    def features(self, key: str, split: str, i: torch.Tensor | None = None) -> torch.Tensor:
+        """Features (N, D) of one split ('train', 'val', 'test') for encoder ``key`` at descriptor ``i``."""
+        ckey = (self._key(key, i), split)
+        if ckey not in self._features:
+            with using_bn_stats(self.encoders[key], self.bn_stats(key, i)):
+                self._features[ckey] = encode(self.encoders[key], getattr(self.data, split)[0], i, size=self.size,
+                                              batch_size=self.s.batch_size, device=self.device)
+        return self._features[ckey]
+
+    def probe(self, key: str, i: torch.Tensor | None) -> ProbeFit:
+        """The convex probe at ``i``, its regularisation chosen on validation."""
+        return fit_probe(self.features(key, "train", i), self.features(key, "val", i), self.data, self.s.lams)
+
+    def test(self, fit: ProbeFit, key: str, i: torch.Tensor | None) -> dict:
+        """Test metrics of a fitted probe (the test split is read here only)."""
+        return score_outputs(predict(fit.head, self.features(key, "test", i), self.data), self.data.test[1], self.data)
+
+
 def run_transfer(
     encoder: Encoder, data: TaskData, space: InvarianceSpace | None, methods: Sequence[str], settings: TransferSettings,
     plain_encoders: dict[str, Encoder] | None = None, log: Callable[[str], None] = print,
@@ -75,36 +118,10 @@ def run_transfer(
     if encoder.conditioned and space is None:
         raise ValueError("a conditioned encoder needs its invariance space")
     s, dev = settings, torch.device(settings.device)
-    size = tuple(data.train[0].shape[-2:])  # (H, W) of images, (1, L) of waveforms: what Modality.eval_input takes
     head_params = lambda dim: dim * data.num_outputs + data.num_outputs  # noqa: E731
     results: dict[str, dict] = {}
-    cache: dict[tuple[str, str], torch.Tensor] = {}
     encoders = {"self": encoder, **{f"plain:{n}": e for n, e in (plain_encoders or {}).items()}}
-
-    bn_cache: dict[str, dict] = {}
-
-    def bn_stats(key: str, i: torch.Tensor | None) -> dict | None:
-        """BatchNorm statistics of an encoder at ``i`` on the training images (None: keep the pre-trained ones)."""
-        if not s.recalibrate_bn or not has_batchnorm(encoders[key]):
-            return None
-        bkey = f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}"
-        if bkey not in bn_cache:
-            bn_cache[bkey] = recompute_bn_stats(encoders[key], data.train[0], i, size=size, batch_size=s.batch_size, device=dev)
-        return bn_cache[bkey]
-
-    def features(key: str, split: str, i: torch.Tensor | None = None) -> torch.Tensor:
-        """Features of one split, for an encoder key ('self', 'plain:<name>') at descriptor ``i``."""
-        ckey = (f"{key}@{None if i is None else [round(v, 6) for v in i.tolist()]}", split)
-        if ckey not in cache:
-            with using_bn_stats(encoders[key], bn_stats(key, i)):
-                cache[ckey] = encode(encoders[key], getattr(data, split)[0], i, size=size, batch_size=s.batch_size, device=dev)
-        return cache[ckey]
-
-    def probe_at(key: str, i: torch.Tensor | None) -> ProbeFit:
-        return fit_probe(features(key, "train", i), features(key, "val", i), data, s.lams)
-
-    def test_of(fit: ProbeFit, key: str, i: torch.Tensor | None) -> dict:
-        return score_outputs(predict(fit.head, features(key, "test", i), data), data.test[1], data)
+    bank = FeatureBank(encoders, data, s, dev)
 
     def timed(name: str, body: Callable[[], tuple[ProbeFit, dict, int, dict]]) -> None:
         log(f"[{data.name}] {name} ...")
@@ -117,29 +134,29 @@ def run_transfer(
     candidates = {space.label(d): d for d in space.candidate_descriptors()} if encoder.conditioned else {}
 
     def learn(gradient: str) -> tuple[ProbeFit, dict, int, dict]:
-        fits = {label: probe_at("self", d) for label, d in candidates.items()}
+        fits = {label: bank.probe("self", d) for label, d in candidates.items()}
         if s.init == "best":
             label = max(fits, key=lambda k: fits[k].val_score)
             start, start_fit = candidates[label], fits[label]
         else:
             label, start, start_fit = f"{s.init} everywhere", torch.full((space.dim,), float(s.init)), None
-        with using_bn_stats(encoder, bn_stats("self", start)):
-            found = search_invariance(encoder, data, start, lambda i: probe_at("self", i), settings=replace(s.search, gradient=gradient),
+        with using_bn_stats(encoder, bank.bn_stats("self", start)):
+            found = search_invariance(encoder, data, start, lambda i: bank.probe("self", i), settings=replace(s.search, gradient=gradient),
                                       device=dev, seed=s.seed, start_probe=start_fit)
         extra = {"i": space.describe(found.i), "start": label, "selected_step": found.selected_step, "path": found.path,
                  "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()}}
         extra["quantised"] = {f"{b}bit": quantised_rows(found.i, b) for b in s.quantise_bits}
-        return found.probe, test_of(found.probe, "self", found.i), head_params(encoder.feature_dim) + space.dim, extra
+        return found.probe, bank.test(found.probe, "self", found.i), head_params(encoder.feature_dim) + space.dim, extra
 
     def quantised_rows(i: torch.Tensor, bits: int) -> dict:
         points = quantised_neighbours(i, bits)
-        fits = [probe_at("self", q) for q in points]
+        fits = [bank.probe("self", q) for q in points]
         best = max(range(len(points)), key=lambda k: fits[k].val_score)
-        row = lambda k: {"i": space.describe(points[k]), "val_score": round(fits[k].val_score, 6), "test": test_of(fits[k], "self", points[k])}  # noqa: E731
+        row = lambda k: {"i": space.describe(points[k]), "val_score": round(fits[k].val_score, 6), "test": bank.test(fits[k], "self", points[k])}  # noqa: E731
         return {"rounded": row(0), "best_on_val": row(best)}
 
     def fixed(key: str, i: torch.Tensor | None) -> Callable[[], tuple[ProbeFit, dict, int, dict]]:
-        return lambda: (fit := probe_at(key, i), test_of(fit, key, i), head_params(encoders[key].feature_dim), {})
+        return lambda: (fit := bank.probe(key, i), bank.test(fit, key, i), head_params(encoders[key].feature_dim), {})
 
     for method in methods:
         if method in ("ai", "ai_forward"):
@@ -153,9 +170,9 @@ def run_transfer(
                 timed(f"probe[plain:{name}]", fixed(f"plain:{name}", None))
         elif method == "fusion":
             timed("fusion", lambda: _fusion(data, s, [("self", d) for d in candidates.values()] or [("self", None)],
-                                            [f"plain:{n}" for n in plain_encoders or {}], features, head_params))
+                                            [f"plain:{n}" for n in plain_encoders or {}], bank.features, head_params))
         elif method == "finetune":
-            _finetunes(encoder, data, s, results, timed, size, dev, head_params)
+            _finetunes(encoder, data, s, results, timed, bank.size, dev, head_params)
         else:
             raise ValueError(f"unknown transfer method '{method}'; choose from ai, ai_forward, probe, fusion, finetune")
     return results
