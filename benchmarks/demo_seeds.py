@@ -66,13 +66,15 @@ def markdown(summary: dict[str, dict], seeds: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", required=True, help="comma-separated result.json files of demo runs")
+    parser.add_argument("--seeds", default=None, help="comma-separated seed of each run, for runs whose result.json predates its 'seed' field")
     parser.add_argument("--out", default="benchmarks/results/demo_seeds.json")
     args = parser.parse_args()
     files = [Path(f) for f in args.results.split(",")]
     results = [json.loads(f.read_text()) for f in files]
     per_seed = [{**transfer_rows(r), **fewshot_rows(r)} for r in results]
     summary = summarise(per_seed)
-    record = {"runs": [{"file": str(f), "seed": r.get("seed"), "wall_time_s": r["wall_time_s"]} for f, r in zip(files, results)],
+    seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else [r.get("seed") for r in results]
+    record = {"runs": [{"file": str(f), "seed": seed, "wall_time_s": r["wall_time_s"]} for f, r, seed in zip(files, results, seeds)],
               "summary": summary, "table_markdown": markdown(summary, len(results))}
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(record["table_markdown"])
