@@ -303,3 +303,17 @@ def test_resume_replays_the_random_crops_of_long_clips(tmp_path):
     a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_auto_is_one_command_for_a_first_and_a_requeued_launch(tiny_npz, tmp_path, capsys):
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", method="simclr", epochs=1))  # 6 steps
+    job = small_cfg(tiny_npz, tmp_path / "job", method="simclr", epochs=1, resume="auto")
+    with pytest.raises(SystemExit) as err:
+        run_pretrain(job, callbacks=[_Preempt(at=3)])  # first launch: nothing to resume, a fresh run, preempted
+    assert err.value.code == 143
+    assert run_pretrain(job)["finished"]  # the requeued launch, same command: resumes from last.ckpt
+    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "job").state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    with pytest.raises(ValueError, match="holds a finished run"):
+        run_pretrain(job)

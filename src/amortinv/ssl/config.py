@@ -62,7 +62,8 @@ class PretrainConfig:
         num_workers: data loader workers.
         out: run folder.
         seed: seed of descriptor sampling, augmentation, data order and initialisation.
-        resume: a checkpoint to resume from, or "last" for the run folder's last.ckpt (the run's settings must be unchanged).
+        resume: a checkpoint to resume from, "last" for the run folder's last.ckpt (the run's settings must be unchanged), or
+            "auto": "last" if the folder holds a last.ckpt, else a fresh run (one command for a job's first and requeued launches).
         overwrite: replace a non-empty output folder (otherwise a non-empty --out is refused unless resuming).
         logger: csv, or tensorboard (CSV is always written).
         knn_every: log kNN accuracy on the test split every n epochs (0: never).

@@ -14,7 +14,7 @@ import pickle
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     space = space or load_space(cfg.space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
+    if cfg.resume == "auto":  # every rank decides before rank 0 can write a checkpoint (it waits for the others to join)
+        cfg = replace(cfg, resume="last" if (out / "checkpoints" / "last.ckpt").is_file() else None)
     launcher = _is_launch_rank_zero()
     if launcher:
         check_run_folder(cfg, out)
