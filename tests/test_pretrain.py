@@ -317,3 +317,31 @@ def test_resume_auto_is_one_command_for_a_first_and_a_requeued_launch(tiny_npz, 
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="holds a finished run"):
         run_pretrain(job)
+
+
+class _PreemptAtBatch(L.Callback):
+    """Sends this process SIGTERM after batch ``at`` of the first epoch."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if batch_idx == self.at and trainer.current_epoch == 0:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_mid_accumulation_stops_after_the_optimiser_step_and_resumes_exactly(tiny_npz, tmp_path):
+    """With 2 batches per step, SIGTERM after batch 2 (the first half of step 2) stops after batch 3,
+    so no accumulated gradient is lost and the resumed run ends as the uninterrupted one."""
+    cfg = dict(method="simclr", epochs=2, accumulate=2)  # 6 batches, 3 steps per epoch
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", **cfg))
+    with pytest.raises(SystemExit):
+        run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", **cfg), callbacks=[_PreemptAtBatch(at=2)])
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", **cfg, resume="last"))
+    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -104,7 +104,9 @@ class Preemption(Callback):
 
         signal.signal(signal.SIGTERM, handler)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # mid-accumulation: stop after the optimiser step, or the accumulated batches would be lost on resume
         if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             raise SIGTERMException
 
