@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TINY = ["--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
-        "--batch-size", "16", "--progress", "false", "--knn-eval", "false"]
+MODEL = ["--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16"]
+TINY = [*MODEL, "--batch-size", "16", "--progress", "false", "--knn-eval", "false"]
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -124,7 +124,7 @@ def cases(root: Path, p: dict[str, Path]) -> dict[str, dict]:
         "--resume a truncated checkpoint": (["pretrain", "--data", "npz", "--data-root", str(tiny), *TINY, "--resume", str(root / "truncated.ckpt"), "--out", str(o)], o),
         "--resume a keyless checkpoint": (["pretrain", "--data", "npz", "--data-root", str(tiny), *TINY, "--resume", str(root / "keyless.ckpt"), "--out", str(o)], o),
         "--resume another model's checkpoint": (["pretrain", "--data", "npz", "--data-root", str(tiny), *TINY, "--resume", str(root / "other.ckpt"), "--out", str(o)], o),
-        "corrupt image in an image folder (found during training)": (["pretrain", "--data", "imagefolder", "--data-root", str(p["flat"]), *TINY[:-6],
+        "corrupt image in an image folder (found during training)": (["pretrain", "--data", "imagefolder", "--data-root", str(p["flat"]), *MODEL,
                                                                       "--batch-size", "2", "--epochs", "1", "--progress", "false", "--out", str(o)], o),
         "empty .npz": (["pretrain", "--data", "npz", "--data-root", str(p["empty"]), "--out", str(o)], o),
         "lying encoder.json": (["transfer", "--encoder", str(root / "lying"), "--out", str(t)], t),
@@ -163,7 +163,7 @@ def cases(root: Path, p: dict[str, Path]) -> dict[str, dict]:
 
 def knn_on_single_file(root: Path, tiny: Path) -> dict:
     out = root / "single"
-    proc = cli("pretrain", "--data", "npz", "--data-root", str(tiny / "train.npz"), "--max-steps", "2", *TINY[:-2], "--knn-eval", "true", "--out", str(out))
+    proc = cli("pretrain", "--data", "npz", "--data-root", str(tiny / "train.npz"), "--max-steps", "2", *MODEL, "--batch-size", "16", "--progress", "false", "--knn-eval", "true", "--out", str(out))
     result = json.loads((out / "result.json").read_text()) if (out / "result.json").is_file() else {}
     return {**summary(proc), "knn_top1_reported": "knn_top1" in result}
 
