@@ -1,6 +1,8 @@
 """The batched ops of the vision engine against torchvision's functional ops, and the parameter draws
 against torchvision's recipes."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torchvision.transforms.v2 as T
@@ -118,10 +120,11 @@ def test_subset_and_masked_paths_agree():
     x = smooth_images(6, 16, 16)
     mask = torch.tensor([True, False, True, True, False, False])
     shift = torch.linspace(-0.1, 0.1, 6)
-    a = _on_samples(x.clone(), mask, lambda xs, idx: O.hue(xs, shift[idx]), subset=True)
-    b = _on_samples(x.clone(), mask, lambda xs, idx: O.hue(xs, shift[idx]), subset=False)
-    torch.testing.assert_close(a, b, atol=0, rtol=0)
-    assert torch.equal(a[~mask], x[~mask]) and not torch.allclose(a[mask], x[mask])
+    for m in (mask, torch.tensor([False, True, True, True, False, False])):  # gathered, then a contiguous slice
+        a = _on_samples(x.clone(), m, lambda xs, idx: O.hue(xs, shift[idx]), subset=True)
+        b = _on_samples(x.clone(), m, lambda xs, idx: O.hue(xs, shift[idx]), subset=False)
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+        assert torch.equal(a[~m], x[~m]) and not torch.allclose(a[m], x[m])
 
 
 def test_views_from_uint8_and_float_agree_and_odd_sizes():
@@ -154,12 +157,15 @@ def test_jitter_applies_each_samples_ops_in_its_own_order_like_torchvision():
 def test_chunked_cpu_views_equal_whole_batch_views_and_the_engine_moves_like_a_module(monkeypatch):
     import amortinv.augment.vision as V
 
-    x = (smooth_images(10, 40, 40) * 255).to(torch.uint8)
+    torch.manual_seed(0)
+    x = (smooth_images(10, 56, 48) * 255).to(torch.uint8)  # larger than the output: some crops shrink
     aug = VisionAugment(G, 40).to("cpu").float()  # nn.Module plumbing (.to) must keep working
     p = aug.sample(x, [1, 1])
-    whole = aug.apply(x, p)
-    monkeypatch.setattr(V, "CPU_CHUNK_BYTES", 3 * 12 * 40 * 40)  # chunks of 3 images
-    torch.testing.assert_close(aug.apply(x, p), whole, atol=1e-6, rtol=0)
+    assert O.supersampling(p.boxes, aug.size) == 2 and p.jitter.sum() >= 5
+    whole = aug._view_of(x, replace(p, supersample=2))  # the whole batch in one go, in its own order
+    for chunk_images in (3, 64):  # chunks of 3 images; one chunk (both reorder the samples by hue position)
+        monkeypatch.setattr(V, "CPU_CHUNK_BYTES", chunk_images * 12 * 40 * 40)
+        assert torch.equal(aug.apply(x, p), whole)
 
 
 def test_each_view_is_a_pure_function_of_the_seed_and_its_parameters():

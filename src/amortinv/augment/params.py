@@ -25,7 +25,10 @@ class ViewParams:
     boxes (B, 4) float crop boxes (top, left, height, width); flip (B,) bool;
     jitter (B,) bool: jitter applied; jitter_factors (B, 4): brightness, contrast, saturation
     (multiplicative) and hue (turns); jitter_order (B, 4): per-sample permutation of those ops;
-    grayscale (B,) bool; blur (B,) bool with blur_sigma (B,); solarize (B,) bool.
+    grayscale (B,) bool; blur (B,) bool with blur_sigma (B,); solarize (B,) bool;
+    supersample: the side of the sub-pixel grid that antialiases shrunk crops, one value for the
+    whole batch so that a sample's view does not depend on how the batch is split (None: derived
+    from the boxes when the view is made).
     """
 
     boxes: torch.Tensor | None = None
@@ -37,10 +40,11 @@ class ViewParams:
     blur: torch.Tensor | None = None
     blur_sigma: torch.Tensor | None = None
     solarize: torch.Tensor | None = None
+    supersample: int | None = None
 
-    def select(self, index: torch.Tensor) -> ViewParams:
-        """The parameters of the samples ``index``."""
-        return ViewParams(**{f.name: None if (v := getattr(self, f.name)) is None else v[index] for f in fields(self)})
+    def select(self, index: torch.Tensor | slice) -> ViewParams:
+        """The parameters of the samples ``index`` (batch-wide values kept)."""
+        return ViewParams(**{f.name: v[index] if isinstance(v := getattr(self, f.name), torch.Tensor) else v for f in fields(self)})
 
 
 def _uniform(n: int, lo: float, hi: float, *shape: int) -> torch.Tensor:

@@ -5,12 +5,15 @@ binary descriptor ``i``: only the ops of the factors switched on are applied (SP
 Random parameters are drawn per sample on the CPU (``amortinv.augment.params``, torchvision's
 distributions) and every op is a few whole-batch tensor operations (``amortinv.augment.ops``:
 crop + flip + resize as one ``grid_sample`` straight from the uint8 batch, the four colour-jitter
-ops in a per-sample random order (fused blends with identity factors, exact HSV hue), grayscale,
-blur as per-sample separable taps, solarize, normalisation). They run on whatever device the
-images are on without waiting for the host, and the data loader only decodes uint8 images. On the
-CPU the ops applied to some samples only (hue, grayscale, blur, solarize, flip without crop) touch
-just those samples, and the batch is processed in cache-sized chunks; elsewhere such an op is
-computed for the batch and selected by mask (no host synchronisation).
+ops in a per-sample random order (brightness, contrast and saturation as one per-sample colour
+matrix per position, exact HSV hue), grayscale, blur as per-sample separable taps, solarize,
+normalisation). They run on whatever device the images are on without waiting for the host, and
+the data loader only decodes uint8 images. On the CPU the ops applied to some samples only (hue,
+grayscale, blur, solarize, flip without crop) touch just those samples, and the batch is processed
+in cache-sized chunks with the samples ordered by the position of their hue (each hue is then a
+contiguous slice); elsewhere such an op is computed for the batch and selected by mask (no host
+synchronisation). How the batch is split never changes a view: the crops' antialiasing grid is
+chosen once per batch (``ViewParams.supersample``).
 
 Op names usable in an ``InvarianceSpace``'s ``ops``: ``crop``, ``flip``, ``color_jitter``,
 ``grayscale``, ``blur``, ``solarize``. Without ``crop`` both views are the same deterministic
@@ -28,7 +31,7 @@ exactly on the CPU (and up to floating-point differences on other devices).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torchvision.transforms.v2.functional as TF
@@ -164,12 +167,23 @@ class VisionAugment(nn.Module):
         """The view of ``images`` (B, 3, H, W) for parameters ``p``: float (B, 3, *size), normalised.
 
         On the CPU the batch is processed in chunks of about ``CPU_CHUNK_BYTES`` of output, so
-        that the chain of ops works in cache (measured 1.5x faster at 96x96; a no-op at 32x32).
+        that the chain of ops works in cache (measured 1.5x faster at 96x96), with the samples
+        ordered by the jitter position of their hue: the samples that get hue at one position are
+        then one contiguous slice, changed in place instead of gathered and scattered back.
         """
+        if p.boxes is not None and p.supersample is None:
+            p = replace(p, supersample=O.supersampling(p.boxes, self.size))
+        if images.device.type != "cpu":
+            return self._view_of(images, p)
         n = max(1, CPU_CHUNK_BYTES // (12 * self.size[0] * self.size[1]))
-        if images.device.type == "cpu" and len(images) > n:
-            return torch.cat([self._view_of(images[k:k + n], p.select(slice(k, k + n))) for k in range(0, len(images), n)])
-        return self._view_of(images, p)
+        order = _by_hue_position(p)
+        if order is None and len(images) <= n:
+            return self._view_of(images, p)
+        out = torch.empty(len(images), 3, *self.size)
+        for k in range(0, len(images), n):
+            part = slice(k, k + n) if order is None else order[k:k + n]
+            out[part] = self._view_of(images[part], p.select(part))
+        return out
 
     def _view_of(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
         x = self._geometry(images, p)
@@ -193,13 +207,13 @@ class VisionAugment(nn.Module):
             return x if p.flip is None else _on_samples(x, p.flip, lambda xs, _: xs.flip(-1))
         x = to_float_images(images)
         flip = p.flip if p.flip is not None else torch.zeros(len(x), dtype=torch.bool)
-        return O.resized_crop_flip(x, p.boxes, flip, self.size, O.supersampling(p.boxes, self.size))
+        return O.resized_crop_flip(x, p.boxes, flip, self.size, p.supersample)
 
     @staticmethod
     def _jitter(x: torch.Tensor, p: ViewParams) -> torch.Tensor:
         """Brightness, contrast, saturation and hue, in each sample's own random order: at each of the
-        four positions one fused blend over the batch (identity factors for the samples whose op there
-        is hue or who are not jittered), then hue on the samples whose op there is hue. (Grouping the
+        four positions one colour-matrix product over the batch (identity for the samples whose op
+        there is hue or who are not jittered), then hue on the samples whose op there is hue. (Grouping the
         samples by their order instead, so that each is touched by each op once, measured slower on
         the CPU: 357-400 vs 277-314 us per 96x96 image.)"""
         ones = torch.ones(len(x))
@@ -232,6 +246,15 @@ class VisionAugment(nn.Module):
         return self.view(images, descriptor), self.view(images, descriptor)
 
 
+def _by_hue_position(p: ViewParams) -> torch.Tensor | None:
+    """Sample indices (B,) ordered by the jitter position of their hue (not jittered: last), stably;
+    None without colour jitter."""
+    if p.jitter is None:
+        return None
+    position = torch.where(p.jitter, p.jitter_order.argsort(dim=1)[:, 3], 4)
+    return torch.argsort(position, stable=True)
+
+
 def _on_samples(
     x: torch.Tensor,
     mask: torch.Tensor,
@@ -240,15 +263,18 @@ def _on_samples(
 ) -> torch.Tensor:
     """``fn(x[idx], idx)`` for the samples where ``mask`` (B,) is set, the rest of ``x`` unchanged.
 
-    With ``subset`` (the default on the CPU) only those samples are computed; otherwise (the
-    default elsewhere) ``fn`` runs on the whole batch and a mask selects, so the host never waits
-    for the device. Both give the same result.
+    With ``subset`` (the default on the CPU) only those samples are computed, on a slice of ``x``
+    when they are contiguous; otherwise (the default elsewhere) ``fn`` runs on the whole batch
+    and a mask selects, so the host never waits for the device. All give the same result.
     """
     if not (x.device.type == "cpu" if subset is None else subset):
         return torch.where(mask.to(x.device, non_blocking=True).view(-1, 1, 1, 1), fn(x, slice(None)), x)
     idx = mask.nonzero().squeeze(1)
     if len(idx) == len(x):
         return fn(x, slice(None))
-    if len(idx):
+    if len(idx) and int(idx[-1] - idx[0]) + 1 == len(idx):
+        run = slice(int(idx[0]), int(idx[-1]) + 1)
+        x[run] = fn(x[run], run)
+    elif len(idx):
         x[idx] = fn(x[idx], idx)
     return x
