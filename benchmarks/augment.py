@@ -111,9 +111,12 @@ def op_breakdown(size: int, batch: int = 256, repeats: int = 5) -> dict[str, flo
     full = aug.sample(x, ALL_ON)
     stages = {"base + normalise": (), "crop + flip": ("boxes", "flip"), "colour jitter": ("jitter", "jitter_factors", "jitter_order"),
               "grayscale": ("grayscale",), "blur": ("blur", "blur_sigma"), "all": tuple(f.name for f in fields(ViewParams))}
+    hue_off = full.jitter_factors.clone()
+    hue_off[:, 3] = 0  # the same jitter with every hue shift 0 (skipped): what the exact HSV hue costs
     out = {}
-    for name, keep in stages.items():
+    for name, keep in {**stages, "colour jitter, hue off": stages["colour jitter"]}.items():
         p = ViewParams(**{k: getattr(full, k) for k in keep})
+        p.jitter_factors = hue_off if name.endswith("hue off") else p.jitter_factors
         aug.apply(x, p)
         start = time.perf_counter()
         for _ in range(repeats):

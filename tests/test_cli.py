@@ -64,6 +64,15 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args,line", [
+    (("bound", "--empirical", "nan"), "amortinv: error: --empirical: expected float or null, got nan (see: amortinv bound --help)"),
+    (("pretrain", "--batch-size", "abc"), "amortinv: error: --batch-size: expected int, got abc (see: amortinv pretrain --help)"),
+])
+def test_a_value_of_the_wrong_type_is_named_in_one_short_line(args, line):
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == line
+
+
 def test_export_round_trips_a_learned_descriptor(tmp_path, capsys):
     import json
 

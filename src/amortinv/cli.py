@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -154,12 +155,26 @@ SIGNATURES: dict[str, Callable[[], object]] = {
 }
 
 
+_TYPE_ERROR = re.compile(r'Parser key "([\w.]+)": (?:Does not validate against any of the Union subtypes Subtypes: '
+                         r"\[(?P<union>.*?)\].*Given value: |Expected a <class '(?P<type>\w+)'>\. Got value: )(?P<value>.*)$")
+
+
+def _concise(text: str) -> str:
+    """jsonargparse's message for a value of the wrong type, as ``--option: expected T, got V``."""
+    m = _TYPE_ERROR.match(text)
+    if m is None:
+        return text
+    types = re.findall(r"<class '(\w+)'>", m["union"]) if m["union"] is not None else [m["type"]]
+    names = " or ".join("null" if t == "NoneType" else t for t in types)
+    return f"--{m[1].replace('_', '-')}: expected {names}, got {m['value']}"
+
+
 class _Parser(ArgumentParser):
     """jsonargparse's parser, with a bad option or config reported in one line (no usage block)."""
 
     def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
         parser = getattr(ex, "subcommand_parser", None) or self
-        text = " ".join(line.strip() for line in str(message).strip().splitlines() if line.strip())
+        text = _concise(" ".join(line.strip() for line in str(message).strip().splitlines() if line.strip()))
         sys.stderr.write(f"amortinv: error: {text} (see: {parser.prog.replace(' [options]', '')} --help)\n")
         raise SystemExit(2)
 
