@@ -120,11 +120,13 @@ def test_subset_and_masked_paths_agree():
     x = smooth_images(6, 16, 16)
     mask = torch.tensor([True, False, True, True, False, False])
     shift = torch.linspace(-0.1, 0.1, 6)
-    for m in (mask, torch.tensor([False, True, True, True, False, False])):  # gathered, then a contiguous slice
-        a = _on_samples(x.clone(), m, lambda xs, idx: O.hue(xs, shift[idx]), subset=True)
-        b = _on_samples(x.clone(), m, lambda xs, idx: O.hue(xs, shift[idx]), subset=False)
-        torch.testing.assert_close(a, b, atol=0, rtol=0)
-        assert torch.equal(a[~m], x[~m]) and not torch.allclose(a[m], x[m])
+    for m in (mask, torch.tensor([False, True, True, True, False, False])):  # scattered, then one contiguous run
+        expected = x.clone()
+        expected[m] = O.hue(x[m], shift[m])
+        for subset in (True, False):  # gathered / whole batch and masked (a run is a slice either way)
+            out = _on_samples(x.clone(), m, lambda xs, idx: O.hue(xs, shift[idx]), subset=subset)
+            assert torch.equal(out, expected)
+        assert not torch.allclose(expected[m], x[m])
 
 
 def test_views_from_uint8_and_float_agree_and_odd_sizes():

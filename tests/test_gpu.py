@@ -20,6 +20,15 @@ def test_augment_runs_on_gpu_and_matches_shapes():
         assert v1.is_cuda and v1.shape == (64, 3, 32, 32) and not torch.allclose(v1, v2)
 
 
+def test_views_on_gpu_equal_views_on_cpu_for_the_same_parameters():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (300, 3, 40, 44), dtype=torch.uint8)  # some crops shrink: antialiased
+    aug = VisionAugment(InvarianceSpace.from_name("groups2"), 32, recipe="moco")
+    for d in ([1, 0], [0, 1], [1, 1]):
+        p = aug.sample(x, d)
+        torch.testing.assert_close(aug.apply(x.cuda(), p).cpu(), aug.apply(x, p), atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("name", ["hyper_resnet18", "prompt_vit_tiny"])
 def test_encoder_bf16_training_step_and_materialise_on_gpu(name):
     opts = {"cifar_stem": True, "width": 0.5} if "resnet" in name else {"img_size": 32, "patch_size": 4}
