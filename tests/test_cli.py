@@ -134,7 +134,7 @@ def test_bad_options_and_configs_are_one_line(tmp_path):
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("lr: [1\n")
     for args, words in ((["transfer", "--encoder", "x", "--bogus", "3"], "unrecognized arguments: --bogus"),
-                        (["transfer", "--encoder", "x", "--lr-i", "abc"], '"lr_i"'),
+                        (["transfer", "--encoder", "x", "--lr-i", "abc"], "--lr-i: expected float, got abc"),
                         (["pretrain", "--config", str(bad_config)], "Problems parsing config"),
                         (["nosuch"], "invalid choice: 'nosuch'")):
         out = run_cli(*args)
