@@ -170,6 +170,21 @@ def test_chunked_cpu_views_equal_whole_batch_views_and_the_engine_moves_like_a_m
         assert torch.equal(aug.apply(x, p), whole)
 
 
+def test_ordering_by_hue_position_makes_each_positions_hue_samples_one_run():
+    from amortinv.augment.vision import _by_hue_position
+
+    torch.manual_seed(0)
+    p = sample_view_params(("color_jitter",), RECIPES["simclr"], 200, 8, 8)
+    order = _by_hue_position(p)
+    assert sorted(order.tolist()) == list(range(200))  # a permutation
+    q = p.select(order)
+    for k in range(4):
+        idx = ((q.jitter_order[:, k] == 3) & q.jitter).nonzero().squeeze(1)
+        assert len(idx) > 20 and idx.tolist() == list(range(int(idx[0]), int(idx[0]) + len(idx)))
+    assert not q.jitter[-int((~p.jitter).sum()):].any()  # the samples without jitter come last
+    assert _by_hue_position(sample_view_params(("crop",), RECIPES["simclr"], 5, 8, 8)) is None
+
+
 def test_each_view_is_a_pure_function_of_the_seed_and_its_parameters():
     x = (smooth_images(8, 32, 32) * 255).to(torch.uint8)
     aug = VisionAugment(G, 32, recipe="moco")
