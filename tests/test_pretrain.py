@@ -185,6 +185,8 @@ def test_merged_metrics_keep_each_step_once(tmp_path):
 
 
 def test_a_live_run_locks_its_folder(tiny_npz, tmp_path):
+    import json
+    import socket
     import subprocess
     import sys
 
@@ -192,7 +194,9 @@ def test_a_live_run_locks_its_folder(tiny_npz, tmp_path):
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".lock").write_text(str(sleeper.pid))
+        from amortinv.ssl.run_folder import _process_start
+
+        (out / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "started": _process_start(sleeper.pid)}))
         for kw in ({}, {"overwrite": True}, {"resume": "last"}):
             with pytest.raises(ValueError, match=f"in use by another run \\(pid {sleeper.pid}\\)"):
                 run_pretrain(small_cfg(tiny_npz, out, epochs=1, max_steps=1, **kw))

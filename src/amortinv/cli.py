@@ -21,7 +21,7 @@ __all__ = ["main", "build_parser"]
 
 
 def preview(
-    space: str = "groups2",
+    space: str | None = None,
     data: str = "shapes",
     data_root: str | None = None,
     split: str = "train",
@@ -37,7 +37,7 @@ def preview(
     """Write a PNG grid showing the two views each training descriptor makes of a few images (or log-mel spectrograms of a few clips).
 
     Args:
-        space: invariance space: groups2, individual5, audio7, or a YAML file defining one.
+        space: invariance space: groups2, individual5, audio7, or a YAML file defining one (default: groups2 for images, audio7 for audio).
         data: dataset name (shapes (built in), cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz;
             audio: fsdd, fsdd_speaker, audiofolder, audionpz).
         data_root: local folder (or .npz file) holding the dataset.
@@ -63,12 +63,12 @@ def preview(
 
     check_output_folder(Path(out).parent)
     torch.manual_seed(seed)
-    inv_space = load_space(space)
+    modality = MODALITIES[dataset_modality(data)]
+    inv_space = load_space(space or modality.default_space)
     ds = build_dataset(data, data_root, split, image_size=image_size, download=download, clip_seconds=clip_seconds)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:num_images]
     images = torch.stack([ds[int(k)][0] for k in idx])
     size = image_size or tuple(images.shape[-2:])
-    modality = MODALITIES[dataset_modality(data)]
     augment = modality.augment(inv_space, size, recipe=recipe)
     path = modality.preview(images, augment, ds, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}", wavs=wavs)
     print(f"wrote {path}")
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     quiet_third_party()
     try:
         COMMANDS[name](**kwargs)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, FloatingPointError) as err:
         if os.environ.get("AMORTINV_DEBUG"):
             raise
         print(f"amortinv: error: {err}", file=sys.stderr)

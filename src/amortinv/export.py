@@ -12,6 +12,7 @@ packages, which amortinv does not depend on.)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def descriptor_from_transfer(path: str, task: str | None, factors: tuple[str, ..
         raise FileNotFoundError(f"transfer result not found: {file}")
     try:
         learned = json.loads(file.read_text())["learned_i"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise ValueError(f"{file} is not a transfer result with learned descriptors (no 'learned_i')") from None
     if task is None:
         if len(learned) != 1:
@@ -38,7 +39,26 @@ def descriptor_from_transfer(path: str, task: str | None, factors: tuple[str, ..
     return [float(learned[task][f]) for f in factors], f"{file}:{task}"
 
 
-def export_command(encoder: str, out: str, transfer: str | None = None, task: str | None = None, descriptor: str | None = None) -> dict[str, Any]:
+def _check_out(out: Path, overwrite: bool, source: str) -> None:
+    """Refuse a non-empty ``out`` (it may hold a trained run whose result.json would then describe another encoder) unless
+    ``overwrite``, which empties it first."""
+    from amortinv.results import check_output_folder
+
+    check_output_folder(out)
+    src = Path(source) if Path(source).is_dir() else Path(source).parent
+    if out.exists() and out.resolve() == src.resolve():
+        raise ValueError(f"--out {out} is the folder of the encoder being exported: choose another --out")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        raise ValueError(f"--out {out} is not empty (it holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
+                         "--overwrite true replaces its contents, or choose another --out")
+    if held:
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def export_command(encoder: str, out: str, transfer: str | None = None, task: str | None = None, descriptor: str | None = None,
+                   overwrite: bool = False) -> dict[str, Any]:
     """Export a conditioned encoder at one descriptor as a plain encoder (materialised weights, safetensors + JSON).
 
     Args:
@@ -47,6 +67,7 @@ def export_command(encoder: str, out: str, transfer: str | None = None, task: st
         transfer: a transfer result.json (or its folder) whose learned descriptor to use.
         task: the task of that result (needed when it holds several).
         descriptor: the descriptor itself, e.g. "0.2,0.9" (instead of --transfer).
+        overwrite: replace the contents of a non-empty --out (otherwise it is refused).
     """
     import torch
 
@@ -68,6 +89,7 @@ def export_command(encoder: str, out: str, transfer: str | None = None, task: st
     if not hasattr(enc, "materialise"):
         raise ValueError(f"encoder '{enc.config['name']}' cannot be materialised at a fixed descriptor (Hyper-ResNets can)")
     plain = enc.materialise(i)
+    _check_out(Path(out), overwrite, encoder)
     meta = {"exported_from": str(encoder), "descriptor": space.describe(i), "descriptor_source": source, "space": space.to_config()}
     path = save_encoder(Path(out) / "encoder", plain.eval(), metadata=meta)
     with torch.no_grad():

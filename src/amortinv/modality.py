@@ -26,6 +26,7 @@ class Modality:
 
     name = ""
     raw = ""  # what a raw batch is, for messages
+    default_space = ""  # the invariance space a run on this modality's data uses unless told otherwise
 
     def check(self, x: torch.Tensor, what: str = "inputs") -> None:
         """Raise ValueError naming ``what`` if ``x`` is not a raw batch of this modality."""
@@ -57,7 +58,7 @@ class Modality:
 
 
 class _Vision(Modality):
-    name, raw = "vision", "uint8 images (N, 3, H, W)"
+    name, raw, default_space = "vision", "uint8 images (N, 3, H, W)", "groups2"
 
     def check(self, x: torch.Tensor, what: str = "inputs") -> None:
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
@@ -91,7 +92,7 @@ class _Vision(Modality):
 
 
 class _Audio(Modality):
-    name, raw = "audio", "float waveforms (N, 1, L)"
+    name, raw, default_space = "audio", "float waveforms (N, 1, L)", "audio7"
 
     def check(self, x: torch.Tensor, what: str = "inputs") -> None:
         if not torch.is_floating_point(x) or x.ndim != 3 or x.shape[1] != 1:

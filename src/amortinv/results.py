@@ -16,18 +16,18 @@ import torch
 __all__ = ["write_json", "peak_memory_mb", "MemoryMeter", "check_output_folder"]
 
 
-def check_output_folder(out: str | Path) -> None:
+def check_output_folder(out: str | Path, name: str = "--out") -> None:
     """Refuse an output folder that cannot be written, before any work (leaves nothing behind).
 
     Raises:
-        ValueError: naming the folder, when it is a file, lies under a file, or is not writable.
+        ValueError: naming the option or argument (``name``) and the folder, when it is a file, lies under a file, or is not writable.
     """
     out = Path(out)
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise ValueError(f"--out {out}: {existing} is a file, not a folder")
+        raise ValueError(f"{name} {out}: {existing} is a file, not a folder")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {existing} is not writable")
+        raise ValueError(f"{name} {out}: {existing} is not writable")
 
 
 def write_json(path: str | Path, data: Any) -> Path:

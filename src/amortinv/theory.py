@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from amortinv.checks import at_least, finite
+
 __all__ = ["generalisation_bound", "linear_readout_bound", "descriptor_count", "BoundTerms", "bounds_for_run"]
 
 
@@ -37,13 +39,15 @@ class BoundTerms:
         return {**asdict(self), "bound": self.bound}
 
 
-def _check(n: int, c: int, x_norm: float, b_norm: float, m: float, delta: float) -> None:
-    if n < 1 or c < 1:
-        raise ValueError(f"n and c must be >= 1, got n={n}, c={c}")
-    if x_norm < 0 or b_norm < 0 or m <= 0:
-        raise ValueError("X and B must be >= 0 and M > 0")
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+def _check(empirical: float, n: int, c: int, x_norm: float, b_norm: float, m: float, delta: float) -> None:
+    """Every input a finite number in its range (``ValueError`` naming the argument otherwise)."""
+    at_least("n", n, 1)
+    at_least("c", c, 1)
+    finite("m", m, above=0.0)
+    finite("empirical", empirical, low=0.0, high=m)
+    finite("x_norm", x_norm, low=0.0)
+    finite("b_norm", b_norm, low=0.0)
+    finite("delta", delta, above=0.0, below=1.0)
 
 
 def descriptor_count(k: int, bits: int = 1) -> int:
@@ -57,9 +61,8 @@ def generalisation_bound(
     empirical: float, n: int, c: int, x_norm: float, b_norm: float, num_descriptors: int, m: float = 1.0, delta: float = 0.05,
 ) -> BoundTerms:
     """Theorem 5.1: the bound for a linear head plus a descriptor chosen from ``num_descriptors``."""
-    _check(n, c, x_norm, b_norm, m, delta)
-    if num_descriptors < 1:
-        raise ValueError("num_descriptors must be >= 1")
+    _check(empirical, n, c, x_norm, b_norm, m, delta)
+    at_least("num_descriptors", num_descriptors, 1)
     return BoundTerms(
         empirical,
         2 * math.sqrt(2 * c) * x_norm * b_norm / math.sqrt(n),
@@ -69,7 +72,7 @@ def generalisation_bound(
 
 def linear_readout_bound(empirical: float, n: int, c: int, x_norm: float, b_norm: float, m: float = 1.0, delta: float = 0.05) -> BoundTerms:
     """The linear-readout bound: Theorem 5.1 with ln(2/delta) in place of ln(|I|/delta)."""
-    _check(n, c, x_norm, b_norm, m, delta)
+    _check(empirical, n, c, x_norm, b_norm, m, delta)
     return BoundTerms(
         empirical,
         2 * math.sqrt(2 * c) * x_norm * b_norm / math.sqrt(n),

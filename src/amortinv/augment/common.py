@@ -25,10 +25,12 @@ def pick_recipe(recipe: str | R, recipes: Mapping[str, R], kind: str) -> R:
 
 def check_space_ops(space: InvarianceSpace, known: Sequence[str], kind: str) -> None:
     """Refuse a space whose factors name ops the engine does not implement."""
+    from amortinv.modality import MODALITIES
+
     unknown = sorted({op for ops in space.ops.values() for op in ops} - set(known))
     if unknown:
-        raise ValueError(f"invariance space '{space.name}' uses ops the {kind} engine does not know: {unknown}; "
-                         f"{kind} ops are {list(known)}")
+        raise ValueError(f"invariance space '{space.name}' uses ops the {kind} engine does not know: {unknown}: {kind} data needs a "
+                         f"{kind} space, e.g. --space {MODALITIES[kind].default_space} (or a YAML space of the {kind} ops {list(known)})")
 
 
 def active_ops(space: InvarianceSpace, descriptor: torch.Tensor | Sequence[float], order: Sequence[str],

@@ -86,7 +86,8 @@ def linear_jitter(
     w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)
     eye = torch.eye(3, dtype=x.dtype, device=x.device)
     matrix = (bright * con * sat).view(-1, 1, 1) * eye + (1 - sat).view(-1, 1, 1) * w.view(1, 1, 3)
-    mean_gray = x.mean(dim=(-2, -1)) @ w
+    means = x.mean(dim=(-2, -1))  # (B, 3); the luma of the means as elementwise products, not a matrix-vector product,
+    mean_gray = means[:, 0] * w[0] + means[:, 1] * w[1] + means[:, 2] * w[2]  # whose rounding depends on the batch size (gemv)
     offset = ((1 - con) * mean_gray).view(-1, 1, 1, 1)
     return torch.einsum("bij,bjhw->bihw", matrix, x).add_(offset).clamp_(0, 1)
 

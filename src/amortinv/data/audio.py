@@ -15,6 +15,7 @@ import csv
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,23 @@ class WaveformDataset(Dataset):
         return out
 
 
+def _check_clip(wave: np.ndarray, name: str) -> None:
+    """Refuse an empty clip or one with non-finite samples, naming the file and item (``name``)."""
+    if not len(wave):
+        raise ValueError(f"{name}: the clip is empty (0 samples)")
+    if np.issubdtype(wave.dtype, np.floating) and not np.isfinite(wave).all():
+        raise ValueError(f"{name}: {int((~np.isfinite(wave)).sum())} of its {len(wave)} samples are not finite (NaN or inf)")
+
+
+def _check_rate(rate: Any, name: str) -> int:
+    """A sample rate read from a file: a whole number of Hz >= 1."""
+    if not np.isfinite(rate) or int(rate) != rate or rate < 1:
+        raise ValueError(f"{name}: sample_rate must be a whole number of Hz >= 1, got {rate}")
+    return int(rate)
+
+
 def _resample(wave: np.ndarray, rate: int, target: int | None, name: str) -> np.ndarray:
+    _check_clip(wave, name)
     if target is None or rate == target:
         return wave
     import soxr
@@ -112,7 +129,7 @@ def load_fsdd(path: str | Path, split: str = "train", labels: str = "digit", sam
     if labels not in ("digit", "speaker"):
         raise ValueError(f"FSDD labels must be 'digit' or 'speaker', got {labels!r}")
     with np.load(path) as f:
-        audio, offsets, rate = f["audio"], f["offsets"], int(f["sample_rate"])
+        audio, offsets, rate = f["audio"], f["offsets"], _check_rate(f["sample_rate"], str(path))
         chosen = np.flatnonzero(f["is_test"] == (split == "test"))
         targets = f["labels"] if labels == "digit" else f["speaker_ids"]
         classes = [str(d) for d in range(10)] if labels == "digit" else [str(s) for s in f["speaker_names"]]
@@ -184,7 +201,7 @@ def load_audio_npz(path: str | Path, sample_rate: int | None = None, clip_second
         missing = [k for k in ("audio", "labels", "sample_rate") if k not in f]
         if missing:
             raise ValueError(f"audio npz {path} lacks the arrays {missing} (it has {sorted(f.files)})")
-        audio, labels, rate = f["audio"], f["labels"], int(f["sample_rate"])
+        audio, labels, rate = f["audio"], f["labels"], _check_rate(f["sample_rate"].item() if f["sample_rate"].size == 1 else -1, f"audio npz {path}")
         offsets = f["offsets"] if "offsets" in f else None
     scale = 32768.0 if audio.dtype == np.int16 else 1.0
     if offsets is None:
@@ -196,6 +213,6 @@ def load_audio_npz(path: str | Path, sample_rate: int | None = None, clip_second
     empty = [k for k, w in enumerate(raw) if not len(w)]
     if empty:
         raise ValueError(f"audio npz {path}: clip {empty[0]} is empty ({len(empty)} empty clips)")
-    clips = [torch.from_numpy(_resample(w.astype(np.float32) / scale, rate, sample_rate, f"{path}[{k}]")) for k, w in enumerate(raw)]
+    clips = [torch.from_numpy(_resample(w.astype(np.float32) / scale, rate, sample_rate, f"audio npz {path}, clip {k}")) for k, w in enumerate(raw)]
     rate = sample_rate or rate
     return WaveformDataset(clips, torch.as_tensor(labels), rate, round(clip_seconds * rate), crop)

@@ -35,7 +35,10 @@ def encoder_paths(path: str | Path) -> tuple[Path, Path]:
 
 def save_encoder(path: str | Path, encoder: Encoder, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``path.safetensors`` (the state dict) and ``path.json`` (config + metadata); returns the weights path."""
+    from amortinv.results import check_output_folder
+
     weights, config_path = encoder_paths(path)
+    check_output_folder(weights.parent, name="path")
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
     save_file(state, str(weights), metadata={"format": FORMAT})

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amortinv.checks import at_least, finite
 from amortinv.encoders.base import Encoder
 from amortinv.encoders.frontend import LogMel
 from amortinv.encoders.hyper import BlockEmbedding, HyperConv2d, PlainConv2d
@@ -127,8 +128,10 @@ class ResNet(Encoder):
     ) -> None:
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
-        if width <= 0 or in_channels < 1 or invariance_dim < 0:
-            raise ValueError("width must be > 0, in_channels >= 1 and invariance_dim >= 0")
+        finite("width", width, above=0.0)
+        for name, value, low in (("in_channels", in_channels, 1), ("invariance_dim", invariance_dim, 0), ("embed_dim", embed_dim, 1),
+                                 ("hidden_dim", hidden_dim, 1)):
+            at_least(name, value, low)
         super().__init__(invariance_dim)
         self.arch = {
             "depth": depth, "invariance_dim": invariance_dim, "cifar_stem": cifar_stem, "width": width,
@@ -214,7 +217,7 @@ class ResNet(Encoder):
         """A plain ResNet with the kernels generated at ``i`` written in (same outputs in eval mode)."""
         if not self.invariance_dim:
             raise ValueError("materialise() needs a Hyper-ResNet; this ResNet is plain already")
-        i = self.check_inputs(None, torch.as_tensor(i, dtype=torch.float32))
+        i = self.check_inputs(None, i)
         plain = ResNet(**{**self.arch, "invariance_dim": 0}).to(self.conv1.weight.device)
         state = {k: v for k, v in self.state_dict().items() if not _is_hyper_key(k)}
         for s, stage in enumerate(self.stages()):

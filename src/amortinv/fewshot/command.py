@@ -13,24 +13,12 @@ _DEFAULTS = FewShotSettings()
 __all__ = ["fewshot_command", "load_pool"]
 
 
-def _ints(text: str, name: str) -> tuple[int, ...]:
+def _numbers(text: str, name: str, kind: type) -> tuple:
+    """Comma-separated numbers of ``kind`` (int or float) given to option ``--name`` (their range is the settings' to check)."""
     try:
-        values = tuple(int(v) for v in str(text).split(",") if v.strip())
+        return tuple(kind(v) for v in str(text).split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"--{name} takes comma-separated whole numbers, got '{text}'") from None
-    if not values or min(values) < 1:
-        raise ValueError(f"--{name} must be whole numbers >= 1, got '{text}'")
-    return values
-
-
-def _fractions(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in str(text).split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"--fractions takes comma-separated numbers, got '{text}'") from None
-    if not values or any(not 0 < v < 1 for v in values):
-        raise ValueError(f"--fractions must lie in (0, 1), got '{text}'")
-    return values
+        raise ValueError(f"--{name} takes comma-separated {'whole numbers' if kind is int else 'numbers'}, got '{text}'") from None
 
 
 def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int,
@@ -100,7 +88,7 @@ def fewshot_command(
         lr_i: learning rate (Adam) of the per-episode descriptor.
         fractions: regression: comma-separated train fractions.
         repeats: regression: seeded train/test splits per fraction.
-        limit: use a seeded random subset of this many images of the split as the pool.
+        limit: use a seeded random subset of this many images of the split as the pool (>= 1; default: the whole split).
         out: output folder (result.json, fewshot.png).
         batch_size: images per encoder pass.
         clip_seconds: audio: length of the centred windows in seconds (default 1); clips are resampled to the encoder's rate.
@@ -109,45 +97,41 @@ def fewshot_command(
     """
     import torch
 
-    from amortinv.encoders import load_encoder
+    from amortinv.checks import at_least
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.fewshot.heads import HEADS
     from amortinv.results import check_output_folder, write_json
-    from amortinv.transfer.command import audio_reading, load_encoder_and_space
+    from amortinv.transfer.command import audio_reading, load_encoder_and_space, load_plain_encoder
     from amortinv.viz.fewshot import fewshot_figure
 
-    shot_list, head_list = _ints(shots, "shots"), tuple(h.strip() for h in heads.split(",") if h.strip())
-    fraction_list = _fractions(fractions)
+    head_list = tuple(h.strip() for h in heads.split(",") if h.strip())
     unknown = [h for h in head_list if h not in HEADS]
     if unknown or not head_list:
-        raise ValueError(f"unknown heads {unknown}; choose from {sorted(HEADS)}")
-    for name, value, low in (("ways", ways, 2), ("queries", queries, 1), ("episodes", episodes, 1), ("repeats", repeats, 1), ("steps", steps, 0)):
-        if value < low:
-            raise ValueError(f"--{name} must be >= {low}, got {value}")
-    if one_shot not in ("ones", "gcv"):
-        raise ValueError(f"--one-shot must be ones or gcv, got '{one_shot}'")
-    if lr_i <= 0:
-        raise ValueError(f"--lr-i must be > 0, got {lr_i}")
+        raise ValueError(f"--heads: unknown heads {unknown}; choose from {sorted(HEADS)}")
+    if limit is not None:
+        at_least("--limit", limit, 1)
+    settings = FewShotSettings(ways=ways, shots=_numbers(shots, "shots", int), queries=queries, episodes=episodes, heads=head_list,
+                               search=EpisodeSearch(steps=steps, lr_i=lr_i), one_shot=one_shot, fractions=_numbers(fractions, "fractions", float),
+                               repeats=repeats, batch_size=batch_size, device=resolve_device(device), seed=seed)
     check_output_folder(out)
-    dev = resolve_device(device)
-    enc, space = load_encoder_and_space(encoder)
+    dev = settings.device
+    enc, space = load_encoder_and_space(encoder, data=data)
     if not enc.conditioned:
         raise ValueError(f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)")
-    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p).to(dev).eval() for p in plain_encoders.split(",") if p.strip()}
+    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders").to(dev).eval()
+             for p in plain_encoders.split(",") if p.strip()}
     images, targets, kind = load_pool(data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds))
-    settings = FewShotSettings(ways=ways, shots=shot_list, queries=queries, episodes=episodes, heads=head_list,
-                               search=EpisodeSearch(steps=steps, lr_i=lr_i), one_shot=one_shot, batch_size=batch_size, device=dev, seed=seed)
     enc = enc.to(dev).eval()
     start = time.perf_counter()
     if kind == "classification":
         results, metric = run_episodes(enc, space, images, targets, settings, plain), "accuracy"
     else:
-        results, metric = run_lowshot(enc, space, images, targets, fraction_list, repeats, settings, plain), "r2"
+        results, metric = run_lowshot(enc, space, images, targets, settings.fractions, repeats, settings, plain), "r2"
     record = {
         "encoder": {"path": str(encoder), **enc.config}, "plain_encoders": sorted(plain), "space": space.to_config(), "data": data,
         "split": split, "task": task, "kind": kind, "pool_size": len(images), "device": dev, "seed": seed,
-        "settings": {"ways": ways, "shots": list(shot_list), "queries": queries, "episodes": episodes, "heads": list(head_list),
-                     "steps": steps, "lr_i": lr_i, "one_shot": one_shot, "fractions": list(fraction_list), "repeats": repeats},
+        "settings": {"ways": ways, "shots": list(settings.shots), "queries": queries, "episodes": episodes, "heads": list(head_list),
+                     "steps": steps, "lr_i": lr_i, "one_shot": one_shot, "fractions": list(settings.fractions), "repeats": repeats},
         "protocol": ("per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
                      "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"),
         "results": results, "wall_time_s": round(time.perf_counter() - start, 1),

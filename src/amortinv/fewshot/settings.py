@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from amortinv.checks import at_least, choice, finite
+
 __all__ = ["EpisodeSearch", "FewShotSettings"]
 
 
@@ -14,6 +16,10 @@ class EpisodeSearch:
 
     steps: int = 20
     lr_i: float = 0.1
+
+    def __post_init__(self) -> None:
+        at_least("--steps", self.steps, 0)
+        finite("--lr-i", self.lr_i, above=0.0)
 
 
 @dataclass(frozen=True)
@@ -32,3 +38,18 @@ class FewShotSettings:
     batch_size: int = 128
     device: str = "cpu"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every setting once, here (``ValueError`` naming the option and the value)."""
+        for name, value, low in (("--ways", self.ways, 2), ("--queries", self.queries, 1), ("--episodes", self.episodes, 1),
+                                 ("--repeats", self.repeats, 1), ("--batch-size", self.batch_size, 1)):
+            at_least(name, value, low)
+        if not self.shots:
+            raise ValueError("--shots needs at least one value")
+        for shot in self.shots:
+            at_least("--shots", shot, 1)
+        if not self.fractions:
+            raise ValueError("--fractions needs at least one value")
+        for fraction in self.fractions:
+            finite("--fractions", fraction, above=0.0, below=1.0)
+        choice("--one-shot", self.one_shot, ("ones", "gcv"))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from amortinv.devices import resolve_device
-from amortinv.transfer.command import audio_reading, load_encoder_and_space
+from amortinv.transfer.command import audio_reading, load_encoder_and_space, load_plain_encoder
 
 __all__ = ["measure_command", "bound_command"]
 
@@ -67,7 +67,6 @@ def measure_command(
     import torch
 
     from amortinv.data import build_dataset, dataset_modality
-    from amortinv.encoders import load_encoder
     from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
     from amortinv.measure.transforms import resolve_transforms
     from amortinv.results import check_output_folder, write_json
@@ -79,7 +78,8 @@ def measure_command(
         raise ValueError(f"--num-images must be >= 1, --reference-images >= 2 and --steps >= 2, got {num_images}, {reference_images}, {steps}")
     check_output_folder(out)
     dev = torch.device(resolve_device(device))
-    enc, inv_space = load_encoder_and_space(encoder, space)
+    enc, inv_space = load_encoder_and_space(encoder, space, data=data)
+    plain = load_plain_encoder(baseline, data, "--baseline").to(dev).eval() if baseline else None
     modality = dataset_modality(data)
     enc = enc.to(dev).eval()
     names = resolve_transforms(transforms, modality)
@@ -103,8 +103,7 @@ def measure_command(
         table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity, progress=True)
     else:
         table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], include_identity=include_identity, progress=True)
-    if baseline:
-        plain = load_encoder(baseline).to(dev).eval()
+    if plain is not None:
         extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], include_identity=include_identity, progress=True)
         table["results"].update(extra["results"])
         table["notes"] += extra["notes"]
@@ -113,8 +112,6 @@ def measure_command(
     written = [radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
                           out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")]
     if interpolate:
-        if "->" not in interpolate or not enc.conditioned:
-            raise ValueError("interpolate takes 'start->end' descriptors, e.g. '1,0->0,1', and a conditioned encoder")
         start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
         paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms, modality)}
         table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
@@ -179,6 +176,8 @@ def bound_command(
 
     if empirical is not None and not 0 <= empirical <= loss_max:
         raise ValueError(f"--empirical must be a loss in [0, M = {loss_max}], got {empirical}")
+    if out:
+        check_output_folder(Path(out).parent if Path(out).suffix == ".json" else out)
     if encoder is None:
         missing = [name for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm)) if v is None]
         if missing:

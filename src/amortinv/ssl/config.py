@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS"]
+from amortinv.checks import at_least, choice, finite, flag, human_size
+
+__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS", "ENCODER_DEFAULTS", "MAX_QUEUE_BYTES"]
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {  # what each method uses where PretrainConfig says None
     "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
@@ -13,6 +15,16 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {  # what each method uses where Pr
     "mocov3": {"temperature": 0.2, "recipe": "moco", "proj_layers": 3, "momentum": 0.99},
 }
 
+
+ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {  # architecture options a run's encoder_options are merged over
+    "resnet": {"cifar_stem": True, "width": 0.25},
+    "vit": {},
+}
+
+MAX_QUEUE_BYTES = 16 * 2**30
+"""The largest MoCo-v2 queue (per descriptor) a run may ask for; the paper's 65,536 x 128 floats is 32 MiB."""
+
+OPTIMIZERS = ("adamw", "sgd", "lars")
 
 RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator"})
 """Options a resumed run may change: they do not change what is trained (output, monitoring, hardware kind)."""
@@ -25,8 +37,9 @@ class PretrainConfig:
     Args:
         method: simclr, mocov2 or mocov3.
         encoder: hyper_resnet18|34|50, prompt_vit_tiny|small|base, or a plain resnet*/vit_* with fixed_descriptor.
-        encoder_options: architecture options, e.g. {cifar_stem: true, width: 0.25}.
-        space: invariance space: groups2, individual5, or a YAML file defining one.
+        encoder_options: architecture options, merged over the family's defaults (ResNets: {cifar_stem: true, width: 0.25}),
+            so {width: 0.5} keeps the CIFAR stem; give cifar_stem: false for the ImageNet stem.
+        space: invariance space: groups2, individual5, audio7, or a YAML file defining one (default: groups2 for images, audio7 for audio).
         fixed_descriptor: train a baseline at one descriptor, e.g. "1,1" (default recipe), "1,0" (S-), "0,1" (A-).
         data: dataset name (default: the built-in shapes; see amortinv preview --help).
         data_root: local folder (or .npz file) of the dataset.
@@ -68,14 +81,14 @@ class PretrainConfig:
         logger: csv, or tensorboard (CSV is always written).
         knn_every: log kNN accuracy on the test split every n epochs (0: never).
         knn_eval: after training, kNN top-1 on the test split at each training descriptor.
-        knn_bank: training images in the kNN memory bank.
+        knn_bank: training images in the kNN memory bank (>= 1; all of them when the split is smaller).
         progress: show the progress bar.
     """
 
     method: str = "simclr"
     encoder: str = "hyper_resnet18"
-    encoder_options: dict[str, Any] = field(default_factory=lambda: {"cifar_stem": True, "width": 0.25})
-    space: str = "groups2"
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    space: str | None = None
     fixed_descriptor: str | None = None
     data: str = "shapes"
     data_root: str | None = None
@@ -118,3 +131,43 @@ class PretrainConfig:
     knn_eval: bool = True
     knn_bank: int = 10000
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Merge ``encoder_options`` over the family's defaults, and check every setting once, here.
+
+        Raises:
+            ValueError: naming the option (as on the command line) and the value it got.
+        """
+        if not isinstance(self.encoder_options, dict):
+            raise ValueError(f"--encoder-options must be a mapping such as {{width: 0.5}}, got {self.encoder_options!r}")
+        family = "vit" if "vit" in self.encoder else "resnet"
+        self.encoder_options = {**ENCODER_DEFAULTS[family], **self.encoder_options}
+        choice("--method", self.method, tuple(METHOD_DEFAULTS))
+        choice("--optimizer", self.optimizer, OPTIMIZERS)
+        choice("--lr-scale", self.lr_scale, ("none", "linear", "sqrt"))
+        choice("--logger", self.logger, ("csv", "tensorboard"))
+        for name, low in (("batch_size", 2), ("epochs", 1), ("accumulate", 1), ("proj_hidden", 1), ("proj_dim", 1), ("pred_hidden", 1),
+                          ("queue_size", 1), ("knn_bank", 1), ("num_nodes", 1), ("knn_every", 0), ("num_workers", 0)):
+            at_least(flag(name), getattr(self, name), low)
+        for name in ("proj_layers", "image_size", "sample_rate"):
+            if getattr(self, name) is not None:
+                at_least(flag(name), getattr(self, name), 1)
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"--max-steps must be >= 1 (or -1: all epochs), got {self.max_steps}: a run without steps trains nothing")
+        finite("--lr", self.lr, above=0.0)
+        finite("--weight-decay", self.weight_decay, low=0.0)
+        finite("--warmup-epochs", self.warmup_epochs, low=0.0)
+        for name in ("temperature", "clip_seconds"):
+            if getattr(self, name) is not None:
+                finite(flag(name), getattr(self, name), above=0.0)
+        if self.momentum is not None:
+            finite("--momentum", self.momentum, low=0.0, below=1.0)
+        if self.ones_share is not None:
+            finite("--ones-share", self.ones_share, low=0.0, high=1.0)
+        if self.hyper_lr != "auto":
+            finite("--hyper-lr", self.hyper_lr, above=0.0)
+        need = self.queue_size * self.proj_dim * 4
+        if need > MAX_QUEUE_BYTES:
+            raise ValueError(f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "
+                             f"bytes), over the {human_size(MAX_QUEUE_BYTES)} limit; MoCo-v2 uses 65536 ({human_size(65536 * 128 * 4)})")
+

@@ -153,7 +153,11 @@ class ContrastivePretrainer(L.LightningModule):
         v1, v2 = self.views(images, idx, batch_idx)
         loss = self.loss(v1, v2, idx, d)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}); lower the lr")
+            if torch.is_floating_point(images) and not torch.isfinite(images).all():
+                raise ValueError(f"non-finite loss at step {self.global_step}: the batch itself holds non-finite inputs (NaN or inf); "
+                                 "check the data (the readers refuse such files; a custom dataset may not)")
+            raise FloatingPointError(f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}) from finite inputs: "
+                                     "the run diverged; lower --lr (or raise --temperature)")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/descriptor", float(idx), on_step=True, on_epoch=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)

@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
@@ -79,40 +80,72 @@ class PretrainData(L.LightningDataModule):
         )
 
 
+STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT (Ctrl-C)"}
+
+
 class Preemption(Callback):
-    """SIGTERM (a scheduler preempting the job): every rank stops after the same step and ``last.ckpt``
-    is written there.
+    """SIGTERM (a scheduler preempting the job) or SIGINT (Ctrl-C): every rank stops after the same
+    step, that step's metrics are logged, and ``last.ckpt`` is written there.
 
     The signal handler only sets a flag (and forwards the signal to the ranks this process launched);
     the ranks agree on the flag after each step, at the same point on every rank. Lightning's own
     handler runs a collective inside the handler, which deadlocks when the signal arrives while the
     ranks are in another collective (Lightning-AI/pytorch-lightning#20806), so it is replaced for the
-    run (Lightning restores the previous handlers when ``fit`` ends).
+    run (Lightning restores the previous handlers when ``fit`` ends). A second Ctrl-C stops at once,
+    without a checkpoint.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.requested = False
+        self.signum: int | None = None
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self.requested = False
+        self.signum = None
 
         def handler(signum: int, frame: Any) -> None:
-            self.requested = True
+            if signum == signal.SIGINT and self.signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            if signum == signal.SIGINT and trainer.is_global_zero:
+                print("\namortinv: Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again stops at once, without one)",
+                      file=sys.stderr, flush=True)
+            self.signum = signum
             if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
                 trainer.strategy.launcher.kill(signum)
 
-        signal.signal(signal.SIGTERM, handler)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return  # mid-accumulation: stop after the optimiser step, or the accumulated batches would be lost on resume
-        if trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        if trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
+            # log this step's metrics now: Lightning would after this hook, which the stop skips (the resumed run starts at the next step)
+            trainer._logger_connector.on_batch_end()
+            trainer._logger_connector.update_train_step_metrics()
             raise SIGTERMException
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path, weights_only=False)  # with the optimiser state: resume continues exactly
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their final name (``.NAME.PID.tmp``) and moved into place.
+
+    Lightning's default writes through a temporary file in the system's temp folder, which a kill
+    during the write leaves behind (the checkpoint's size, where nobody looks); this one leaves it
+    in ``checkpoints/``, where the run's next launch removes it (``remove_partial_checkpoints``).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 class KNNMonitor(Callback):
@@ -129,7 +162,7 @@ class KNNMonitor(Callback):
 
 
 def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
-    if n <= 0 or n >= len(ds):
+    if n >= len(ds):
         return ds
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
     return torch.utils.data.Subset(ds, idx.tolist())
@@ -159,21 +192,8 @@ def _build_module(
     return METHODS[cfg.method](encoder, space, **kwargs)
 
 
-def _check(cfg: PretrainConfig) -> None:
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method '{cfg.method}'; choose from {sorted(METHODS)}")
-    if cfg.lr_scale not in ("none", "linear", "sqrt"):
-        raise ValueError(f"lr_scale must be none, linear or sqrt, got '{cfg.lr_scale}'")
-    if cfg.logger not in ("csv", "tensorboard"):
-        raise ValueError(f"logger must be csv or tensorboard, got '{cfg.logger}'")
-    if cfg.batch_size < 2 or cfg.epochs < 1 or cfg.accumulate < 1:
-        raise ValueError("batch_size must be >= 2, epochs >= 1 and accumulate >= 1")
-    if cfg.max_steps == 0 or cfg.max_steps < -1:
-        raise ValueError(f"--max-steps must be >= 1 (or -1: all epochs), got {cfg.max_steps}: a run without steps trains nothing")
-    if cfg.temperature is not None and cfg.temperature <= 0:
-        raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
-    if cfg.lr <= 0:
-        raise ValueError(f"--lr must be > 0, got {cfg.lr}")
+def _check_machine(cfg: PretrainConfig) -> None:
+    """What the settings cannot check themselves: that this machine has the accelerator asked for."""
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ValueError(f"--accelerator {cfg.accelerator}: no CUDA GPU is visible to PyTorch here; use --accelerator cpu (or auto)")
 
@@ -210,8 +230,9 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
 
     Rank 0 writes the run folder; other ranks return an empty dict.
     """
-    _check(cfg)
-    space = space or load_space(cfg.space)
+    _check_machine(cfg)
+    modality = MODALITIES[dataset_modality(cfg.data)]
+    space = space or load_space(cfg.space or modality.default_space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
     if cfg.resume == "auto":  # every rank decides before rank 0 can write a checkpoint (it waits for the others to join)
@@ -220,7 +241,6 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     if launcher:
         check_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    modality = MODALITIES[dataset_modality(cfg.data)]
     reading = dict(image_size=cfg.image_size, sample_rate=cfg.sample_rate, clip_seconds=cfg.clip_seconds)
     train = build_dataset(cfg.data, cfg.data_root, "train", crop="random", **reading)
     image_size = modality.view_size(train[0][0], cfg.image_size)
@@ -253,7 +273,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         precision=cfg.precision, sync_batchnorm=cfg.sync_batchnorm, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        accumulate_grad_batches=cfg.accumulate, callbacks=callbacks, logger=loggers, use_distributed_sampler=False,
+        accumulate_grad_batches=cfg.accumulate, callbacks=callbacks, logger=loggers, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.progress, enable_model_summary=False, log_every_n_steps=1, default_root_dir=out,
     )
     ckpt = None
@@ -269,10 +289,11 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         try:
             trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:
+            signum = next(c.signum for c in trainer.callbacks if isinstance(c, Preemption)) or signal.SIGTERM
             if launcher:
-                print(f"amortinv: interrupted by SIGTERM at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
+                print(f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
                       "written: continue with --resume last", file=sys.stderr, flush=True)
-            raise SystemExit(143) from None
+            raise SystemExit(128 + signum) from None
         except Exception:
             if launcher and not cfg.resume:
                 discard_unresumable(out)

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,9 +55,7 @@ def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
     """Refuse to mix runs, before any work: a non-empty ``out`` needs ``resume`` (with the same
     settings, on an unfinished run) or ``overwrite``."""
     saved = out / "run_config.json"
-    owner = _lock_owner(out)
-    if owner is not None:
-        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
+    _refuse_if_locked(out)
     if cfg.resume:
         if saved.is_file():
             before, now = json.loads(saved.read_text()), json.loads(json.dumps(_settings(cfg)))
@@ -67,31 +66,63 @@ def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
         result = out / "result.json"
         if result.is_file() and json.loads(result.read_text()).get("finished"):
             raise ValueError(f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume")
-    elif out.exists() and any(out.iterdir()) and not cfg.overwrite:
+    elif out.exists() and set(out.iterdir()) - set(_leftovers(out)) and not cfg.overwrite:
         raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
                          "or choose another --out")
 
 
-def _lock_owner(out: Path) -> int | None:
-    """The pid of a live run holding ``out``'s lock, or None."""
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), or None if there is no such process."""
     try:
-        pid = int((out / ".lock").read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return None
-    return pid
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _lock_record() -> dict[str, Any]:
+    """What ``.lock`` holds: this process, where and when it started, and what it runs (a pid alone can be reused)."""
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "started": _process_start(pid), "command": " ".join(sys.argv[:2]) or "python"}
+
+
+def _lock_owner(out: Path) -> str | None:
+    """Who holds ``out``'s lock, if a live run does (``pid N`` or ``pid N on HOST``); None for no lock or a stale one.
+
+    A lock is stale when it is not a record written by ``run_lock`` (garbage, or an old bare pid), or when
+    its process is gone or is another process that reuses the pid (its start time differs). A lock
+    from another host cannot be checked from here and counts as live.
+    """
+    try:
+        lock = json.loads((out / ".lock").read_text())
+        pid, host, started = int(lock["pid"]), str(lock["host"]), lock["started"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if host != socket.gethostname():
+        return f"pid {pid} on {host}"
+    return f"pid {pid}" if started is not None and _process_start(pid) == started else None
+
+
+def _refuse_if_locked(out: Path) -> None:
+    owner = _lock_owner(out)
+    if owner is not None and owner != f"pid {os.getpid()}":
+        raise ValueError(f"{out} is in use by another run ({owner}); wait for it, choose another --out, "
+                         f"or delete {out / '.lock'} if that run is gone")
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """What a dead run leaves that is not part of any run: a stale ``.lock``, partial checkpoint writes."""
+    return [p for p in (out / ".lock", *(out / "checkpoints").glob(".*.tmp")) if p.exists()]
 
 
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` (this process's pid) for the run; a live holder means another run uses the folder.
-    A folder the lock created and the run left empty is removed on release."""
-    owner = _lock_owner(out)
-    if owner is not None and owner != os.getpid():
-        raise ValueError(f"{out} is in use by another run (pid {owner}); wait for it or choose another --out")
+    """Hold ``out/.lock`` (a record of this process) for the run; a live holder means another run uses the folder.
+    A stale lock is taken over; a folder the lock created and the run left empty is removed on release."""
+    _refuse_if_locked(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".lock").write_text(str(os.getpid()))
+    (out / ".lock").write_text(json.dumps(_lock_record()))
     try:
         yield
     finally:
@@ -101,7 +132,11 @@ def run_lock(out: Path) -> Iterator[None]:
 
 
 def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
-    """Once everything is checked: clear ``out`` if overwriting, and record the run's settings."""
+    """Once everything is checked (and the lock is held): remove what a killed launch left (partial checkpoint
+    writes), clear ``out`` if overwriting, and record the run's settings."""
+    for partial in (out / "checkpoints").glob(".*.tmp"):
+        print(f"amortinv: note: removing {partial}, a checkpoint write that a killed launch left unfinished", file=sys.stderr)
+        partial.unlink()
     if not cfg.resume:
         if cfg.overwrite and out.exists():
             for child in out.iterdir():  # everything but this run's own lock

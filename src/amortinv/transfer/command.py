@@ -12,7 +12,7 @@ from amortinv.transfer.settings import SearchSettings, TransferSettings
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
 # stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
 
-__all__ = ["load_encoder_and_space", "audio_reading", "build_tasks", "transfer_command"]
+__all__ = ["load_encoder_and_space", "load_plain_encoder", "check_fits_data", "check_limits", "audio_reading", "build_tasks", "transfer_command"]
 
 OWN_TASKS = ("classification", "regression")
 _DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
@@ -23,12 +23,34 @@ def audio_reading(encoder: Encoder, clip_seconds: float | None) -> dict[str, Any
     return {"sample_rate": (encoder.config.get("frontend") or {}).get("sample_rate"), "clip_seconds": clip_seconds}
 
 
-def load_encoder_and_space(path: str, space: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
-    """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``)."""
+def check_fits_data(encoder: Encoder, path: str, data: str | None, option: str = "--encoder") -> None:
+    """Refuse an encoder of one modality (images, audio) for a dataset of the other, naming both."""
+    from amortinv.data import dataset_modality
+
+    if data is not None and encoder.modality != dataset_modality(data):
+        raise ValueError(f"{option} {path} was made for {encoder.modality} inputs but --data {data} is {dataset_modality(data)}: "
+                         f"use an encoder pre-trained on {dataset_modality(data)} data")
+
+
+def load_plain_encoder(path: str, data: str | None, option: str) -> Encoder:
+    """A saved plain encoder given as a baseline (``option`` names where), checked against the data."""
+    from amortinv.encoders import load_encoder
+
+    encoder = load_encoder(path)
+    if encoder.conditioned:
+        raise ValueError(f"{option} {path} is a conditioned encoder: baselines are plain encoders (a conditioned one goes in --encoder)")
+    check_fits_data(encoder, path, data, option)
+    return encoder
+
+
+def load_encoder_and_space(path: str, space: str | None = None, data: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
+    """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``), checked against
+    the dataset ``data`` when given."""
     from amortinv.encoders import load_encoder, read_encoder_config
     from amortinv.spaces import InvarianceSpace, load_space
 
     encoder = load_encoder(path)
+    check_fits_data(encoder, path, data)
     meta = read_encoder_config(path).get("metadata", {})
     inv_space = load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
     if encoder.conditioned:
@@ -85,11 +107,22 @@ def summary_table(task: str, methods: dict[str, dict]) -> str:
     return "\n".join([f"== {task}", lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def _floats(text: str, name: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError as err:
-        raise ValueError(f"expected comma-separated numbers, got '{text}'") from err
+    except ValueError:
+        raise ValueError(f"--{name} takes comma-separated numbers, got '{text}'") from None
+
+
+def check_limits(**limits: float | None) -> None:
+    """Subset sizes (``*_limit``: None for all, else >= 1) and ``val_fraction`` in (0, 1), named as options."""
+    from amortinv.checks import at_least, finite
+
+    for name, value in limits.items():
+        if name == "val_fraction":
+            finite("--val-fraction", value, above=0.0, below=1.0)
+        elif value is not None:
+            at_least("--" + name.replace("_", "-"), value, 1)
 
 
 def transfer_command(
@@ -98,7 +131,7 @@ def transfer_command(
     data_root: str | None = None,
     task: str = "classification",
     out: str = "runs/transfer",
-    methods: str = "ai_forward",
+    methods: str | None = None,
     baselines: str = "probe",
     space: str | None = None,
     plain_encoders: str = "",
@@ -132,7 +165,8 @@ def transfer_command(
         data_root: local folder (or .npz file) of the dataset.
         task: comma-separated tasks: classification / regression (the dataset's own targets), derived rotation, flip, colour, crop_position, or for the built-in shapes data its factors shape, orientation, position, colour.
         out: output folder (result.json, learned_i.png).
-        methods: comma-separated invariance learners: ai (backprop gradient), ai_forward (forward-mode gradient, less memory).
+        methods: comma-separated invariance learners: ai (backprop gradient), ai_forward (forward-mode gradient, less memory);
+            "" for none (default: ai_forward for a conditioned encoder, none for a plain one).
         baselines: comma-separated: probe (fixed-i and plain linear probes), fusion, finetune.
         space: invariance space (default: the one saved with the encoder).
         plain_encoders: comma-separated saved plain encoders to probe (and fuse) as baselines.
@@ -158,41 +192,28 @@ def transfer_command(
         device: cpu, cuda or auto.
         seed: seed of splits, subsets, derived tasks and training.
     """
-    import torch
-
-    from amortinv.encoders import load_encoder
     from amortinv.results import check_output_folder, write_json
     from amortinv.transfer.protocol import run_transfer
     from amortinv.viz.transfer import learned_i_chart
 
-    if loss not in ("mse", "l1"):
-        raise ValueError(f"loss must be mse or l1, got '{loss}'")
-    for name, value in (("batch_size", batch_size), ("i_batch_size", i_batch_size), ("eval_every", eval_every), ("epochs", epochs)):
-        if value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if i_steps < 0 or lr_i <= 0:
-        raise ValueError(f"--i-steps must be >= 0 and --lr-i > 0, got {i_steps} and {lr_i}")
-    if init != "best":
-        try:
-            if not 0 <= float(init) <= 1:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"init must be 'best' or a number in [0, 1], got '{init}'") from None
-    check_output_folder(out)
-    dev = resolve_device(device)
-    enc, inv_space = load_encoder_and_space(encoder, space)
-    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_encoder(p) for p in plain_encoders.split(",") if p.strip()}
-    run = [m.strip() for m in (methods + "," + baselines).split(",") if m.strip()]
-    if not enc.conditioned:
-        run = [m for m in run if m not in ("ai", "ai_forward")]
     try:
         stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
     except ValueError:
         raise ValueError(f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{finetune_stages}'") from None
+    check_limits(train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction)
     search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
-    settings = TransferSettings(lams=_floats(lams), search=search, init=init, recalibrate_bn=recalibrate_bn, lrs=_floats(lrs), weight_decays=_floats(weight_decays),
-                                epochs=epochs, batch_size=batch_size, loss=loss, finetune_stages=stages,
-                                finetune_budget=finetune_budget, device=dev, seed=seed)
+    settings = TransferSettings(lams=_floats(lams, "lams"), search=search, init=init, recalibrate_bn=recalibrate_bn, lrs=_floats(lrs, "lrs"),
+                                weight_decays=_floats(weight_decays, "weight-decays"), epochs=epochs, batch_size=batch_size, loss=loss,
+                                finetune_stages=stages, finetune_budget=finetune_budget, device=resolve_device(device), seed=seed)
+    check_output_folder(out)
+    enc, inv_space = load_encoder_and_space(encoder, space, data=data)
+    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders") for p in plain_encoders.split(",") if p.strip()}
+    learners = [m.strip() for m in (("ai_forward" if enc.conditioned else "") if methods is None else methods).split(",") if m.strip()]
+    if learners and not enc.conditioned:
+        raise ValueError(f"--methods {','.join(learners)}: {encoder} is a plain encoder (no descriptor to learn); "
+                         "use --methods '' for its probe, or a conditioned encoder")
+    run = learners + [m.strip() for m in baselines.split(",") if m.strip()]
+    dev = settings.device
     tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
                         train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed,
                         audio=audio_reading(enc, clip_seconds))

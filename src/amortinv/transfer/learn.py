@@ -151,10 +151,6 @@ def search_invariance(
     """
     if not encoder.conditioned:
         raise ValueError("learning i needs a conditioned encoder (hyper_resnet*, prompt_vit_*); use a probe for plain ones")
-    if settings.gradient not in ("backprop", "forward"):
-        raise ValueError(f"gradient must be 'backprop' or 'forward', got '{settings.gradient}'")
-    if settings.steps < 0 or settings.lr_i <= 0 or settings.batch_size < 2 or settings.eval_every < 1:
-        raise ValueError("search needs steps >= 0, lr_i > 0, batch_size >= 2 and eval_every >= 1")
     device = torch.device(device)
     encoder = encoder.to(device).eval().requires_grad_(False)
     size = tuple(data.train[0].shape[-2:])

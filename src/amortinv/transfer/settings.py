@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from amortinv.checks import at_least, choice, finite
+
 __all__ = ["LAMBDAS", "SearchSettings", "TransferSettings"]
 
 LAMBDAS: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
@@ -21,6 +23,14 @@ class SearchSettings:
     eval_every: int = 10
     gradient: str = "forward"
     chunk_size: int = 64
+
+    def __post_init__(self) -> None:
+        at_least("--i-steps", self.steps, 0)
+        finite("--lr-i", self.lr_i, above=0.0)
+        at_least("--i-batch-size", self.batch_size, 2)
+        at_least("--eval-every", self.eval_every, 1)
+        choice("gradient", self.gradient, ("forward", "backprop"))
+        at_least("chunk_size", self.chunk_size, 1)
 
 
 @dataclass
@@ -41,3 +51,25 @@ class TransferSettings:
     quantise_bits: Sequence[int] = (1, 2, 3)
     device: str = "cpu"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every setting once, here (``ValueError`` naming the option and the value)."""
+        for name, values, low, above in (("--lams", self.lams, None, 0.0), ("--lrs", self.lrs, None, 0.0),
+                                         ("--weight-decays", self.weight_decays, 0.0, None)):
+            if not values:
+                raise ValueError(f"{name} needs at least one value")
+            for v in values:
+                finite(name, v, low=low, above=above)
+        at_least("--epochs", self.epochs, 1)
+        at_least("--batch-size", self.batch_size, 1)
+        choice("--loss", self.loss, ("mse", "l1"))
+        if self.init != "best":
+            try:
+                finite("--init", float(self.init), low=0.0, high=1.0)
+            except ValueError:
+                raise ValueError(f"--init must be 'best' or a number in [0, 1], got '{self.init}'") from None
+        for stage in self.finetune_stages:
+            if stage not in (0, 1, 2, 3, 4):
+                raise ValueError(f"--finetune-stages takes stage numbers 1-4 and/or 'all', got {stage}")
+        if self.finetune_budget not in (None, "ai"):
+            raise ValueError(f"--finetune-budget must be 'ai' (or omitted), got '{self.finetune_budget}'")
