@@ -168,7 +168,7 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys):
     low = json.loads((tmp_path / "r" / "result.json").read_text())
     assert low["kind"] == "regression" and set(low["results"]) == {"0.2"}
     capsys.readouterr()
-    for bad, message in ((["--shots", "0"], "--shots must be whole numbers >= 1"), (["--task", "rotation", "--fractions", "-0.1"], "--fractions must lie in"),
+    for bad, message in ((["--shots", "0"], "--shots must be >= 1"), (["--task", "rotation", "--fractions", "-0.1"], "--fractions must be > 0 and < 1"),
                          (["--task", "regression"], "has classification targets, not regression")):
         with pytest.raises(SystemExit) as err:
             main(common + bad + ["--out", str(tmp_path / "bad")])

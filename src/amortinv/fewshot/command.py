@@ -95,8 +95,6 @@ def fewshot_command(
         device: cpu, cuda or auto.
         seed: seed of episodes, splits and subsets.
     """
-    import torch
-
     from amortinv.checks import at_least
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.fewshot.heads import HEADS
