@@ -88,14 +88,20 @@ def make_data(root: Path) -> dict[str, Path]:
     return paths
 
 
-def preemption(root: Path, tiny: Path) -> dict:
-    """SIGTERM mid-run; a second run on the live folder; resume with another seed; resume; metrics kept once."""
-    out = root / "cut"
+def start_long_run(out: Path, tiny: Path) -> tuple[list[str], subprocess.Popen]:
+    """A 400-step pre-training in the background, returned once it has logged its first step (its arguments and process)."""
     args = ["pretrain", "--data", "npz", "--data-root", str(tiny), "--max-steps", "400", "--epochs", "100", *TINY, "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "amortinv.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     while not list(out.glob("logs/launch0/metrics.csv")) and proc.poll() is None:
         time.sleep(0.5)
+    return args, proc
+
+
+def preemption(root: Path, tiny: Path) -> dict:
+    """SIGTERM mid-run; a second run on the live folder; resume with another seed; resume; metrics kept once."""
+    out = root / "cut"
+    args, proc = start_long_run(out, tiny)
     concurrent = summary(cli(*args, "--overwrite", "true"))
     if proc.poll() is not None:
         raise RuntimeError("the run ended before it could be preempted: give it more --max-steps")
@@ -223,11 +229,7 @@ API_CASES = {  # library calls a user makes directly: a ValueError naming the ar
 def interrupt(root: Path, tiny: Path) -> dict:
     """Ctrl-C mid-run: exit 130 with a checkpoint; a partial checkpoint write planted (as a kill mid-write leaves it); resume."""
     out = root / "ctrl_c"
-    args = ["pretrain", "--data", "npz", "--data-root", str(tiny), "--max-steps", "400", "--epochs", "100", *TINY, "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "amortinv.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    while not list(out.glob("logs/launch0/metrics.csv")) and proc.poll() is None:
-        time.sleep(0.5)
+    args, proc = start_long_run(out, tiny)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     cut = summary(subprocess.CompletedProcess(args, proc.returncode, "", err), out)
