@@ -30,7 +30,7 @@ def check_space_ops(space: InvarianceSpace, known: Sequence[str], kind: str) -> 
     unknown = sorted({op for ops in space.ops.values() for op in ops} - set(known))
     if unknown:
         raise ValueError(f"invariance space '{space.name}' uses ops the {kind} engine does not know: {unknown}: {kind} data needs a "
-                         f"{kind} space, e.g. --space {MODALITIES[kind].default_space} (or a YAML space of the {kind} ops {list(known)})")
+                         f"space of {kind} ops, e.g. --space {MODALITIES[kind].default_space} (or a YAML space of the {kind} ops {list(known)})")
 
 
 def active_ops(space: InvarianceSpace, descriptor: torch.Tensor | Sequence[float], order: Sequence[str],
