@@ -120,6 +120,12 @@ def export(**kwargs: object) -> None:
     export_command(**kwargs)
 
 
+def import_(**kwargs: object) -> None:
+    from amortinv.importing import import_command
+
+    import_command(**kwargs)
+
+
 def measure(**kwargs: object) -> None:
     from amortinv.measure.command import measure_command
 
@@ -143,13 +149,14 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 COMMANDS: dict[str, Callable[..., object]] = {
     "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "fewshot": fewshot, "measure": measure,
-    "bound": bound, "export": export,
+    "bound": bound, "export": export, "import": import_,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
     "pretrain": _lazy("amortinv.ssl.config", "PretrainConfig"),
     "transfer": _lazy("amortinv.transfer.command", "transfer_command"),
     "fewshot": _lazy("amortinv.fewshot.command", "fewshot_command"),
     "export": _lazy("amortinv.export", "export_command"),
+    "import": _lazy("amortinv.importing", "import_command"),
     "measure": _lazy("amortinv.measure.command", "measure_command"),
     "bound": _lazy("amortinv.measure.command", "bound_command"),
 }

@@ -12,7 +12,6 @@ packages, which amortinv does not depend on.)
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +38,6 @@ def descriptor_from_transfer(path: str, task: str | None, factors: tuple[str, ..
     return [float(learned[task][f]) for f in factors], f"{file}:{task}"
 
 
-def _check_out(out: Path, overwrite: bool, source: str) -> None:
-    """Refuse a non-empty ``out`` (it may hold a trained run whose result.json would then describe another encoder) unless
-    ``overwrite``, which empties it first."""
-    from amortinv.results import check_output_folder
-
-    check_output_folder(out)
-    src = Path(source) if Path(source).is_dir() else Path(source).parent
-    if out.exists() and out.resolve() == src.resolve():
-        raise ValueError(f"--out {out} is the folder of the encoder being exported: choose another --out")
-    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if held and not overwrite:
-        raise ValueError(f"--out {out} is not empty (it holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
-                         "--overwrite true replaces its contents, or choose another --out")
-    if held:
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
 def export_command(encoder: str, out: str, transfer: str | None = None, task: str | None = None, descriptor: str | None = None,
                    overwrite: bool = False) -> dict[str, Any]:
     """Export a conditioned encoder at one descriptor as a plain encoder (materialised weights, safetensors + JSON).
@@ -72,6 +53,7 @@ def export_command(encoder: str, out: str, transfer: str | None = None, task: st
     import torch
 
     from amortinv.encoders import save_encoder
+    from amortinv.results import prepare_output_folder
     from amortinv.spaces import parse_descriptors
     from amortinv.transfer.command import load_encoder_and_space
 
@@ -89,7 +71,7 @@ def export_command(encoder: str, out: str, transfer: str | None = None, task: st
     if not hasattr(enc, "materialise"):
         raise ValueError(f"encoder '{enc.config['name']}' cannot be materialised at a fixed descriptor (Hyper-ResNets can)")
     plain = enc.materialise(i)
-    _check_out(Path(out), overwrite, encoder)
+    prepare_output_folder(Path(out), overwrite, source=encoder)
     meta = {"exported_from": str(encoder), "descriptor": space.describe(i), "descriptor_source": source, "space": space.to_config()}
     path = save_encoder(Path(out) / "encoder", plain.eval(), metadata=meta)
     with torch.no_grad():

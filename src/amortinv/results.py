@@ -6,6 +6,7 @@ import ctypes
 import json
 import os
 import resource
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["write_json", "peak_memory_mb", "MemoryMeter", "check_output_folder"]
+__all__ = ["write_json", "peak_memory_mb", "MemoryMeter", "check_output_folder", "prepare_output_folder"]
 
 
 def check_output_folder(out: str | Path, name: str = "--out") -> None:
@@ -28,6 +29,27 @@ def check_output_folder(out: str | Path, name: str = "--out") -> None:
         raise ValueError(f"{name} {out}: {existing} is a file, not a folder")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{name} {out}: {existing} is not writable")
+
+
+def prepare_output_folder(out: Path, overwrite: bool, source: str | Path | None = None) -> None:
+    """Make ``out`` ready for a command's files: refuse a non-empty folder (it may hold a trained run, whose
+    ``result.json`` would then describe other weights) unless ``overwrite``, which empties it first; refuse the
+    folder of ``source`` (the input being read) outright.
+
+    Raises:
+        ValueError: naming ``--out``, what it holds, and the options that resolve it.
+    """
+    check_output_folder(out)
+    if source is not None:
+        src = Path(source) if Path(source).is_dir() else Path(source).parent
+        if out.exists() and out.resolve() == src.resolve():
+            raise ValueError(f"--out {out} is the folder of the input {source}: choose another --out")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not overwrite:
+        raise ValueError(f"--out {out} is not empty (it holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
+                         "--overwrite true replaces its contents, or choose another --out")
+    for child in out.iterdir() if held else ():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def write_json(path: str | Path, data: Any) -> Path:

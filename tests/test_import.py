@@ -1,0 +1,206 @@
+"""Importing the paper's released AI-MoCo-v2 Hyper-ResNet-50 (``amortinv import --format official-ai-moco``), without the real file.
+
+The synthetic checkpoints are written here in the released file's layout (facts from the authors'
+code: DDP prefixes, query and momentum encoders, per-descriptor heads and queues, optimiser and
+scaler entries) at a reduced width, and the imported encoder is compared with an independent
+re-implementation of the official forward written from the paper's Appendix A.1.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from amortinv.cli import main
+from amortinv.encoders import build_encoder, load_encoder
+from amortinv.encoders.official import official_backbone_shapes, official_key
+
+WIDTH = 1 / 16  # stage widths 4, 8, 16, 32; bottleneck outputs 16 ... 128
+STAGES = (3, 4, 6, 3)
+
+
+def official_backbone(width: float = WIDTH, k: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors named as in the authors' Hyper-ResNet-50 (stem, per block emb1, hypernet1-3, hypernet_down in a
+    stage's first block, bn1-3, the unused bn_down, downsample.1), scaled so that activations stay O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+
+    def norm(name: str, c: int, scale: float = 1.0) -> None:
+        sd[f"{name}.weight"] = scale * (1 + 0.1 * torch.randn(c, generator=g))
+        sd[f"{name}.bias"] = 0.1 * torch.randn(c, generator=g)
+        sd[f"{name}.running_mean"] = 0.1 * torch.randn(c, generator=g)
+        sd[f"{name}.running_var"] = 0.5 + torch.rand(c, generator=g)
+        sd[f"{name}.num_batches_tracked"] = torch.tensor(1000)
+
+    def generator(name: str, o: int, i: int, ks: int) -> None:
+        n = o * i * ks * ks
+        sd[f"{name}.layer.0.weight"] = torch.randn(32, 16, generator=g) / 4
+        sd[f"{name}.layer.0.bias"] = 0.1 * torch.randn(32, generator=g)
+        sd[f"{name}.layer.2.weight"] = torch.randn(n, 32, generator=g) * (2 / (i * ks * ks)) ** 0.5 / 8
+        sd[f"{name}.layer.2.bias"] = torch.randn(n, generator=g) * (2 / (i * ks * ks)) ** 0.5
+
+    c = [round(v * width) for v in (64, 128, 256, 512)]
+    sd["conv1.weight"] = torch.randn(c[0], 3, 7, 7, generator=g) * (2 / 147) ** 0.5
+    norm("bn1", c[0])
+    cin = c[0]
+    for s, blocks in enumerate(STAGES):
+        for b in range(blocks):
+            p = f"layer{s + 1}.{b}"
+            sd[f"{p}.emb1.weight"] = torch.randn(16, k, generator=g)
+            for name, o, i, ks in (("hypernet1", c[s], cin, 1), ("hypernet2", c[s], c[s], 3), ("hypernet3", 4 * c[s], c[s], 1)):
+                generator(f"{p}.{name}", o, i, ks)
+            for name, ch, scale in (("bn1", c[s], 1.0), ("bn2", c[s], 1.0), ("bn3", 4 * c[s], 0.2), ("bn_down", 4 * c[s], 1.0)):
+                norm(f"{p}.{name}", ch, scale)  # a small last BatchNorm per block keeps the residual sum O(1)
+            if b == 0:
+                generator(f"{p}.hypernet_down", 4 * c[s], cin, 1)
+                norm(f"{p}.downsample.1", 4 * c[s], 0.5)
+            cin = 4 * c[s]
+    return sd
+
+
+def official_checkpoint(backbone: dict[str, torch.Tensor], dim: int = 16, queue: int = 64) -> dict:
+    """The released file's layout: {epoch, arch, state_dict, optimizer, scaler}, DDP prefixes, both encoders, heads, queues."""
+    feat = backbone["layer4.2.bn3.weight"].shape[0]
+    state = {}
+    for prefix, heads in (("module.base_encoder.", "predictor_b"), ("module.momentum_encoder.", "predictor_m")):
+        state.update({prefix + k: v.clone() for k, v in backbone.items()})
+        for j in range(3):
+            state.update({f"{prefix}{heads}.{j}.0.weight": torch.randn(feat, feat), f"{prefix}{heads}.{j}.0.bias": torch.zeros(feat),
+                          f"{prefix}{heads}.{j}.2.weight": torch.randn(dim, feat), f"{prefix}{heads}.{j}.2.bias": torch.zeros(dim)})
+    for name in ("dorsal", "ventral", "default"):
+        state[f"module.queue_{name}"] = F.normalize(torch.randn(dim, queue), dim=0)
+        state[f"module.queue_ptr_{name}"] = torch.zeros(1, dtype=torch.long)
+    trained = [v for k, v in state.items() if k.startswith("module.base_encoder.") and v.is_floating_point()]
+    optimizer = {"state": {n: {"momentum_buffer": torch.zeros_like(v)} for n, v in enumerate(trained)},
+                 "param_groups": [{"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4, "params": list(range(len(trained)))}]}
+    return {"epoch": 200, "arch": "resnet50", "state_dict": state, "optimizer": optimizer,
+            "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 0}}
+
+
+def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """Appendix A.1.1 written out: per block z = E i; per conv W = reshape(L2(relu(L1 z))) as (O, I, k, k); eval BatchNorm;
+    ImageNet stem; global average of layer 4."""
+    def bn(h: torch.Tensor, p: str) -> torch.Tensor:
+        return F.batch_norm(h, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-5)
+
+    def kernel(p: str, z: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        hidden = F.relu(z @ sd[f"{p}.layer.0.weight"].T + sd[f"{p}.layer.0.bias"])
+        return (hidden @ sd[f"{p}.layer.2.weight"].T + sd[f"{p}.layer.2.bias"]).view(shape)
+
+    h = F.max_pool2d(F.relu(bn(F.conv2d(x, sd["conv1.weight"], stride=2, padding=3), "bn1")), 3, 2, 1)
+    for s, blocks in enumerate(STAGES):
+        for b in range(blocks):
+            p, stride, cin = f"layer{s + 1}.{b}", 2 if s and not b else 1, h.shape[1]
+            z, planes = inv @ sd[f"{p}.emb1.weight"].T, sd[f"{p}.bn1.weight"].shape[0]
+            out = F.relu(bn(F.conv2d(h, kernel(f"{p}.hypernet1", z, (planes, cin, 1, 1))), f"{p}.bn1"))
+            out = F.relu(bn(F.conv2d(out, kernel(f"{p}.hypernet2", z, (planes, planes, 3, 3)), stride=stride, padding=1), f"{p}.bn2"))
+            out = bn(F.conv2d(out, kernel(f"{p}.hypernet3", z, (4 * planes, planes, 1, 1))), f"{p}.bn3")
+            if b == 0:
+                h = bn(F.conv2d(h, kernel(f"{p}.hypernet_down", z, (4 * planes, cin, 1, 1)), stride=stride), f"{p}.downsample.1")
+            h = F.relu(out + h)
+    return h.mean(dim=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("official")
+    backbone = official_backbone()
+    torch.save(official_checkpoint(backbone), root / "hyper_resnet50_imagenet100-moco_2_checkpoint_0300.pth.tar")
+    return root / "hyper_resnet50_imagenet100-moco_2_checkpoint_0300.pth.tar", backbone
+
+
+def test_imported_features_equal_the_official_forward_at_every_descriptor(released, tmp_path, capsys):
+    path, backbone = released
+    main(["import", "--checkpoint", str(path), "--out", str(tmp_path / "run"), "--heads", "true"])
+    enc = load_encoder(tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "encoder.json").read_text())["metadata"]
+    assert enc.config["name"] == "hyper_resnet50" and enc.config["width"] == WIDTH and not enc.config["cifar_stem"]
+    assert meta["imported_from"]["epoch"] == 200 and list(meta["space"]["factors"]) == ["spatial", "appearance"]
+    assert [d["descriptor"] for d in meta["descriptors"]] == [[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 64, 64)
+    worst = 0.0
+    for i in ([0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.3, 0.8]):
+        inv = torch.tensor(i)
+        with torch.no_grad():
+            ours, theirs = enc(x, inv), official_forward(backbone, x, inv)
+        assert theirs.abs().mean() > 0.1  # the reference produces real features, not zeros
+        worst = max(worst, float((ours - theirs).abs().max()))
+    assert worst < 1e-5, worst
+    from safetensors.torch import load_file
+
+    heads = load_file(str(tmp_path / "run" / "heads.safetensors"))
+    assert sorted(heads) == sorted(f"predictor_b.{j}.{n}.{p}" for j in range(3) for n in (0, 2) for p in ("weight", "bias"))
+    assert "imported resnet50 (epoch 200)" in capsys.readouterr().out
+
+
+def test_full_size_key_list_and_parameter_counts_on_the_meta_device():
+    shapes = official_backbone_shapes()
+    count = sum(torch.Size(s).numel() for n, s in shapes.items() if not n.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    assert count == 773_823_168  # the authors' Hyper-ResNet-50 with K = 2
+    with torch.device("meta"):
+        ours = build_encoder("hyper_resnet50", invariance_dim=2, cifar_stem=False, width=1.0)
+    assert sum(p.numel() for p in ours.parameters()) == 773_792_960
+    mapped = {official_key(k): tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert all(shapes[k] == s for k, s in mapped.items())
+    unused = {k: s for k, s in shapes.items() if k not in mapped}
+    assert all(".bn_down." in k for k in unused) and len(unused) == 16 * 5
+    assert count - 773_792_960 == sum(s[0] for k, s in unused.items() if k.endswith(("weight", "bias"))) == 30_208
+
+
+def _broken(released, tmp_path, change) -> str:
+    ckpt = official_checkpoint(official_backbone(**change.get("backbone", {})))
+    change.get("edit", lambda c: None)(ckpt)
+    path = tmp_path / "broken.pth.tar"
+    torch.save(ckpt, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated", "not a readable PyTorch checkpoint"),
+    ("wrong_k", "K = 3 factors"),
+    ("missing", "lacks 1 tensors"),
+    ("extra", "has unexpected 1 tensors"),
+    ("pickle", "holds Python objects besides tensors"),
+])
+def test_bad_checkpoints_are_one_line_and_write_nothing(released, tmp_path, capsys, case, message):
+    if case == "truncated":
+        path = tmp_path / "truncated.pth.tar"
+        path.write_bytes(released[0].read_bytes()[:4000])
+        path = str(path)
+    else:
+        edits = {"missing": lambda c: c["state_dict"].pop("module.base_encoder.layer2.1.hypernet2.layer.2.bias"),
+                 "extra": lambda c: c["state_dict"].update({"module.base_encoder.layer1.0.hypernet4.layer.0.weight": torch.zeros(1)}),
+                 "pickle": lambda c: c.update({"args": argparse.Namespace(lr=0.03)})}
+        path = _broken(released, tmp_path, {"backbone": {"k": 3}} if case == "wrong_k" else {"edit": edits[case]})
+    with pytest.raises(SystemExit) as err:
+        main(["import", "--checkpoint", path, "--out", str(tmp_path / "run")])
+    assert err.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv:")]
+    assert len(lines) == 1 and message in lines[0] and path in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_imported_run_works_in_transfer_fewshot_measure_and_export(released, tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    main(["import", "--checkpoint", str(released[0]), "--out", str(run)])
+    data = ["--data", "npz", "--data-root", str(tiny_npz)]
+    main(["transfer", "--encoder", str(run), *data, "--image-size", "32", "--i-steps", "2", "--eval-every", "1", "--i-batch-size", "16",
+          "--lams", "0.01", "--out", str(tmp_path / "t")])
+    learned = json.loads((tmp_path / "t" / "result.json").read_text())["learned_i"]["npz:classification"]
+    assert set(learned) == {"spatial", "appearance"}
+    main(["fewshot", "--encoder", str(run), *data, "--ways", "2", "--shots", "1", "--queries", "2", "--episodes", "2", "--steps", "1",
+          "--heads", "ridge", "--out", str(tmp_path / "f")])
+    assert json.loads((tmp_path / "f" / "result.json").read_text())["results"]["1shot"]
+    main(["measure", "--encoder", str(run), *data, "--num-images", "4", "--reference-images", "4", "--transforms", "hflip",
+          "--out", str(tmp_path / "m")])
+    assert (tmp_path / "m" / "invariance.json").is_file()
+    main(["export", "--encoder", str(run), "--transfer", str(tmp_path / "t"), "--out", str(tmp_path / "e")])
+    plain, hyper = load_encoder(tmp_path / "e"), load_encoder(run)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(plain(x), hyper(x, torch.tensor([learned["spatial"], learned["appearance"]])), atol=1e-4)
