@@ -150,6 +150,13 @@ def test_full_size_key_list_and_parameter_counts_on_the_meta_device():
     unused = {k: s for k, s in shapes.items() if k not in mapped}
     assert all(".bn_down." in k for k in unused) and len(unused) == 16 * 5
     assert count - 773_792_960 == sum(s[0] for k, s in unused.items() if k.endswith(("weight", "bias"))) == 30_208
+    # export materialises it as a plain ResNet-50 whose tensors are torchvision's (all but the classifier)
+    import torchvision
+
+    plain = ours.materialise(torch.tensor([1.0, 0.0]))
+    with torch.device("meta"):
+        reference = torchvision.models.resnet50().state_dict()
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in reference.items() if not k.startswith("fc.")}
 
 
 def _broken(released, tmp_path, change) -> str:
