@@ -24,7 +24,8 @@ from amortinv.encoders import load_encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 from amortinv.transfer.command import build_tasks
-from amortinv.transfer.data import encode, prepare_batch
+from amortinv.features import frozen_features
+from amortinv.transfer.data import prepare_batch
 from amortinv.transfer.probe import fit_probe
 
 COMMON = dict(method="simclr", space="groups2", data="shapes", batch_size=128, epochs=10_000, lr=2e-3, warmup_epochs=0.0,
@@ -59,7 +60,7 @@ def probe_scores(encoder: torch.nn.Module, tasks: list, i: torch.Tensor | None) 
     out = {}
     for t in tasks:
         size = tuple(t.train[0].shape[-2:])
-        feats = [encode(encoder, x, i, size=size) for x in (t.train[0], t.val[0])]
+        feats = [frozen_features(encoder, x, i, size=size) for x in (t.train[0], t.val[0])]
         out[t.name] = round(fit_probe(feats[0], feats[1], t).val_score, 4)
     return out
 

@@ -121,10 +121,10 @@ def _two_signal_task(n=300):
 
 
 def _probe_at(enc, data):
-    from amortinv.transfer import encode
+    from amortinv.features import frozen_features
 
     size = tuple(data.train[0].shape[-2:])
-    return lambda i: fit_probe(encode(enc, data.train[0], i, size=size), encode(enc, data.val[0], i, size=size), data)
+    return lambda i: fit_probe(frozen_features(enc, data.train[0], i, size=size), frozen_features(enc, data.val[0], i, size=size), data)
 
 
 @pytest.mark.parametrize("gradient", ["forward", "backprop"])

@@ -79,13 +79,14 @@ def test_learned_i_never_scores_below_the_best_fixed_descriptor_on_validation(ti
 
 def test_forward_mode_gives_the_same_search_as_backprop(tiny_npz):
     from amortinv.data import build_dataset
-    from amortinv.transfer import encode, fit_probe, stack_dataset
+    from amortinv.features import frozen_features
+    from amortinv.transfer import fit_probe, stack_dataset
 
     torch.manual_seed(0)
     enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).double()
     tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
     data = make_task("tiny", "classification", tr, te)
-    probe_at = lambda i: fit_probe(encode(enc, data.train[0], i, size=(16, 16)), encode(enc, data.val[0], i, size=(16, 16)), data)  # noqa: E731
+    probe_at = lambda i: fit_probe(frozen_features(enc, data.train[0], i, size=(16, 16)), frozen_features(enc, data.val[0], i, size=(16, 16)), data)  # noqa: E731
     runs = [search_invariance(enc, data, torch.tensor([0.5, 0.5]), probe_at,
                               settings=SearchSettings(steps=4, batch_size=32, eval_every=2, gradient=g, chunk_size=10))
             for g in ("backprop", "forward")]
@@ -243,7 +244,8 @@ def test_batchnorm_statistics_recomputed_at_a_descriptor_and_restored(tiny_npz):
 def test_features_never_depend_on_the_rest_of_the_batch(tiny_npz, tmp_path):
     from amortinv.data import build_dataset
     from amortinv.encoders import load_encoder, save_encoder
-    from amortinv.transfer import encode, stack_dataset
+    from amortinv.features import frozen_features
+    from amortinv.transfer import stack_dataset
 
     torch.manual_seed(0)
     save_encoder(tmp_path / "enc", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625))
@@ -252,6 +254,6 @@ def test_features_never_depend_on_the_rest_of_the_batch(tiny_npz, tmp_path):
     enc.train()  # even a module left in train mode by its caller
     images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
     i = torch.tensor([1.0, 0.0])
-    whole, pieces = encode(enc, images, i, size=(16, 16), batch_size=96), encode(enc, images, i, size=(16, 16), batch_size=7)
+    whole, pieces = frozen_features(enc, images, i, size=(16, 16), batch_size=96), frozen_features(enc, images, i, size=(16, 16), batch_size=7)
     assert torch.allclose(whole, pieces, atol=1e-5)
     assert enc.training  # the caller's mode is restored

@@ -26,7 +26,7 @@ import torch
 from amortinv.encoders.base import Encoder
 from amortinv.fewshot.settings import EpisodeSearch
 from amortinv.spaces import InvarianceSpace
-from amortinv.transfer.data import encode
+from amortinv.features import frozen_features
 from amortinv.transfer.learn import DescriptorParameter, encode_with_tangents
 
 __all__ = ["FeatureCache", "learn_support_descriptor", "candidate_descriptors"]
@@ -58,7 +58,7 @@ class FeatureCache:
     def features(self, label: str, i: torch.Tensor | None) -> torch.Tensor:
         """Features (M, D) of the whole pool at ``i`` (None for a plain encoder)."""
         if label not in self.feats:
-            self.feats[label] = encode(self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device)
+            self.feats[label] = frozen_features(self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device)
         return self.feats[label]
 
     def jacobian(self, label: str, i: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ class FeatureCache:
 
     def exact(self, idx: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         """Features (len(idx), D) of some pool images at any ``i`` (one encoder pass)."""
-        return encode(self.encoder, self.images[idx], i, size=self.size, batch_size=self.batch_size, device=self.device)
+        return frozen_features(self.encoder, self.images[idx], i, size=self.size, batch_size=self.batch_size, device=self.device)
 
 
 def learn_support_descriptor(

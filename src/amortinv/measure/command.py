@@ -171,7 +171,8 @@ def bound_command(
     from amortinv.spaces import parse_descriptors, quantise
     from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
     from amortinv.transfer.data import stack_dataset
-    from amortinv.transfer.data import encode, make_task
+    from amortinv.features import frozen_features
+    from amortinv.transfer.data import make_task
     from amortinv.transfer.probe import fit_probe
 
     if empirical is not None and not 0 <= empirical <= loss_max:
@@ -194,8 +195,8 @@ def bound_command(
         train = stack_dataset(build_dataset(data, data_root, "train"), train_limit, seed)
         task = make_task(data, "classification", train, train, val_fraction=0.1, seed=seed)
         size = tuple(train[0].shape[-2:])
-        feats = encode(enc, task.train[0], i, size=size)
-        head = fit_probe(feats, encode(enc, task.val[0], i, size=size), task).head
+        feats = frozen_features(enc, task.train[0], i, size=size)
+        head = fit_probe(feats, frozen_features(enc, task.val[0], i, size=size), task).head
         err = float((head(feats).argmax(1) != task.train[1]).float().mean())
         standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
         result = bounds_for_run(standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from amortinv.encoders.base import Encoder, check_descriptor
+from amortinv.features import frozen_features
 from amortinv.measure.transforms import GRIDS, IDENTITY, apply_transform
 from amortinv.modality import modality_of
 
-__all__ = ["ledoit_wolf", "mahalanobis", "features_of", "measure_invariance", "invariance_path", "invariance_grid"]
+__all__ = ["ledoit_wolf", "mahalanobis", "measure_invariance", "invariance_path", "invariance_grid"]
 
 
 def ledoit_wolf(x: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -45,18 +46,6 @@ def mahalanobis(a: torch.Tensor, b: torch.Tensor, precision: torch.Tensor) -> to
     """sqrt((a-b)^T P (a-b)) per row, for a, b (N, D) and a precision matrix P (D, D)."""
     d = (a - b).double()
     return torch.einsum("nd,de,ne->n", d, precision.double(), d).clamp_min(0).sqrt()
-
-
-@torch.no_grad()
-def features_of(encoder: Encoder, x: torch.Tensor, i: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
-    """Encoder features (N, D) of a float batch (images in [0, 1], normalised here, or waveforms), on the CPU."""
-    device = next(encoder.parameters()).device
-    out = []
-    for s in range(0, len(x), batch_size):
-        xb = x[s : s + batch_size].to(device)
-        xb = modality_of(xb).eval_input(xb, tuple(xb.shape[-2:]))
-        out.append(encoder(xb, None if i is None else i.to(device)).float().cpu())
-    return torch.cat(out)
 
 
 def _prepare(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
@@ -87,7 +76,6 @@ def measure_invariance(
         ``{"results": {label: {transform: {cosine, cosine_se, mahalanobis, mahalanobis_se, per_parameter}}},
         "notes": [...], "images": N, "reference_images": M}``.
     """
-    encoder.eval()
     x, ref = _prepare(images, size), _prepare(reference, size)
     labels = list(labels) if labels is not None else [str(None if d is None else [float(v) for v in torch.as_tensor(d)]) for d in descriptors]
     if len(labels) != len(descriptors):
@@ -97,8 +85,8 @@ def measure_invariance(
     bar = tqdm(total=len(descriptors) * len(transforms), desc="measuring invariance", unit="transform", disable=not progress)
     for label, d in zip(labels, descriptors):
         i = _check_descriptor(encoder, d)
-        clean = features_of(encoder, x, i, batch_size)
-        ref_feats = features_of(encoder, ref, i, batch_size)
+        clean = frozen_features(encoder, x, i, batch_size=batch_size)
+        ref_feats = frozen_features(encoder, ref, i, batch_size=batch_size)
         if len(ref_feats) <= ref_feats.shape[1]:
             notes.append(f"{label}: {len(ref_feats)} reference images for {ref_feats.shape[1]} feature dimensions; "
                          "the covariance relies on shrinkage")
@@ -109,7 +97,7 @@ def measure_invariance(
             params = [p for p in GRIDS[name] if include_identity or p != IDENTITY[name]]
             cos, dist, per_param = [], [], {}
             for p in params:
-                f = features_of(encoder, apply_transform(name, x, p), i, batch_size)
+                f = frozen_features(encoder, apply_transform(name, x, p), i, batch_size=batch_size)
                 c = F.cosine_similarity(clean, f, dim=1)
                 cos.append(c)
                 dist.append(mahalanobis(clean, f, precision).float())
@@ -130,9 +118,9 @@ def measure_invariance(
 
 
 def _mean_cosine(encoder: Encoder, x: torch.Tensor, i: torch.Tensor, transform: str, batch_size: int) -> float:
-    clean = features_of(encoder, x, i, batch_size)
+    clean = frozen_features(encoder, x, i, batch_size=batch_size)
     params = [p for p in GRIDS[transform] if p != IDENTITY[transform]]
-    return float(torch.stack([F.cosine_similarity(clean, features_of(encoder, apply_transform(transform, x, p), i, batch_size), dim=1)
+    return float(torch.stack([F.cosine_similarity(clean, frozen_features(encoder, apply_transform(transform, x, p), i, batch_size=batch_size), dim=1)
                               for p in params]).mean())
 
 

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from amortinv.encoders.base import Encoder
+from amortinv.features import frozen_features
 
 __all__ = ["extract_features", "knn_predict", "knn_accuracy"]
 
 
-@torch.no_grad()
 def extract_features(
     encoder: Encoder, dataset: Dataset, augment: nn.Module, descriptor: Any, batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features (N, D) of the un-augmented inputs (``augment.eval_input``) and their labels (N,)."""
-    was_training = encoder.training
-    encoder.eval()
-    feats, labels = [], []
-    i = None if descriptor is None else torch.as_tensor(descriptor, dtype=torch.float32, device=device)
-    for images, y in DataLoader(dataset, batch_size=batch_size):
-        x = augment.eval_input(images.to(device))
-        feats.append(F.normalize(encoder(x, i).float(), dim=1).cpu())
-        labels.append(torch.as_tensor(y))
-    encoder.train(was_training)
-    return torch.cat(feats), torch.cat(labels)
+    labels: list[torch.Tensor] = []
+
+    def inputs() -> Iterator[torch.Tensor]:
+        for images, y in DataLoader(dataset, batch_size=batch_size):
+            labels.append(torch.as_tensor(y))
+            yield images
+
+    feats = frozen_features(encoder, inputs(), descriptor, device=device, prepare=augment.eval_input, normalise=True)
+    return feats, torch.cat(labels)
 
 
 def knn_predict(

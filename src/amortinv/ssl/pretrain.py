@@ -264,7 +264,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
                 print(f"amortinv: note: no kNN evaluation ({err})", file=sys.stderr)
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
     if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
-        callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor if module.encoder.conditioned else None, cfg.knn_every))
+        callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor, cfg.knn_every))
     fresh = cfg.overwrite and not cfg.resume  # the folder is cleared below, once the Trainer exists
     launch = "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resumed run logs beside the first
     loggers: list[Any] = [CSVLogger(out, name="logs", version=launch)]
@@ -333,7 +333,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             bank = _subset(train, cfg.knn_bank, cfg.seed)
             descriptors = [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())  # audio7: 32 of its 120
             result["knn_top1"] = {
-                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d if module.encoder.conditioned else None, device=device), 4)
+                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4)
                 for d in descriptors
             }
         merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")

@@ -3,7 +3,7 @@
 from amortinv._lazy import lazy_exports
 
 _EXPORTS = {
-    "TaskData": "amortinv.transfer.data", "Standardiser": "amortinv.transfer.data", "make_task": "amortinv.transfer.data", "carve_validation": "amortinv.transfer.data", "stack_dataset": "amortinv.transfer.data", "encode": "amortinv.transfer.data",
+    "TaskData": "amortinv.transfer.data", "Standardiser": "amortinv.transfer.data", "make_task": "amortinv.transfer.data", "carve_validation": "amortinv.transfer.data", "stack_dataset": "amortinv.transfer.data",
     "finetune": "amortinv.transfer.finetuning",
     "InvarianceFit": "amortinv.transfer.learn", "search_invariance": "amortinv.transfer.learn", "features_and_tangents": "amortinv.transfer.learn", "DescriptorParameter": "amortinv.transfer.learn",
     "SearchSettings": "amortinv.transfer.settings", "TransferSettings": "amortinv.transfer.settings", "LAMBDAS": "amortinv.transfer.settings",

@@ -1,4 +1,4 @@
-"""Downstream task data: raw inputs (uint8 images or waveforms) and targets split into train / val / test, and features.
+"""Downstream task data: raw inputs (uint8 images or waveforms) and targets split into train / val / test.
 
 The validation split is carved from the training data with a fixed seed; the test split is
 only ever used once, for the final score of a selected model (SPEC section 5).
@@ -8,8 +8,6 @@ metrics are computed on the original scale.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +17,7 @@ from amortinv.data import ImageArrayDataset
 from amortinv.encoders.base import Encoder
 from amortinv.modality import modality_of
 
-__all__ = ["subset_indices", "TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "encode", "prepare_batch", "evaluating"]
+__all__ = ["subset_indices", "TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "prepare_batch"]
 
 
 @dataclass
@@ -137,32 +135,3 @@ def prepare_batch(encoder: Encoder, images: torch.Tensor, size: tuple[int, ...],
     (``Modality.eval_input``: images resized + centre-cropped + normalised, waveforms centre-windowed)."""
     dtype = next(encoder.parameters()).dtype
     return modality_of(images).eval_input(images.to(device), size).to(dtype)
-
-
-def encode(
-    encoder: Encoder, images: torch.Tensor, i: torch.Tensor | Sequence[float] | None, *, size: tuple[int, int],
-    batch_size: int = 256, device: str | torch.device = "cpu",
-) -> torch.Tensor:
-    """Features (N, D) of raw inputs (images or waveforms) at a fixed descriptor, without gradients (on the CPU), in eval mode
-    (BatchNorm uses its running statistics, so a feature never depends on the rest of its batch)."""
-    device = torch.device(device)
-    dtype = next(encoder.parameters()).dtype
-    i_t = None if i is None or not encoder.conditioned else torch.as_tensor(i, dtype=dtype, device=device)
-    out = []
-    with torch.no_grad(), evaluating(encoder):
-        for start in range(0, len(images), batch_size):
-            x = prepare_batch(encoder, images[start : start + batch_size], size, device)
-            out.append(encoder(x, i_t).float().cpu())
-    return torch.cat(out)
-
-
-@contextmanager
-def evaluating(module: torch.nn.Module) -> Iterator[None]:
-    """Run a block with ``module`` in eval mode, then restore the modes of all its submodules."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.train(mode)

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from amortinv.encoders.base import Encoder
-from amortinv.transfer.data import TaskData, encode, prepare_batch
+from amortinv.features import frozen_features
+from amortinv.transfer.data import TaskData, prepare_batch
 from amortinv.transfer.metrics import primary_score
 from amortinv.transfer.probe import LinearHead, predict, score_outputs
 
@@ -134,7 +135,7 @@ def finetune(
     def on_epoch(epoch: int) -> None:
         model.eval()
         linear = _as_linear_head(head.eval())
-        feats = encode(model, data.val[0], i_dev, size=size, batch_size=batch_size, device=device)
+        feats = frozen_features(model, data.val[0], i_dev, size=size, batch_size=batch_size, device=device)
         score = primary_score(score_outputs(predict(linear, feats, data), data.val[1], data))
         if score > best.val_score:
             best.head, best.best_epoch, best.val_score = linear, epoch, score

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from amortinv.encoders.base import Encoder
-from amortinv.transfer.data import TaskData, evaluating, prepare_batch
+from amortinv.features import evaluating
+from amortinv.transfer.data import TaskData, prepare_batch
 from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
 from amortinv.transfer.settings import SearchSettings
 

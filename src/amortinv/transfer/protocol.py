@@ -37,7 +37,8 @@ from amortinv.encoders.base import Encoder
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.batchnorm import has_batchnorm, recompute_bn_stats, using_bn_stats
-from amortinv.transfer.data import TaskData, encode
+from amortinv.features import frozen_features
+from amortinv.transfer.data import TaskData
 from amortinv.transfer.finetuning import finetune
 from amortinv.transfer.learn import search_invariance
 from amortinv.transfer.probe import ProbeFit, fit_probe, predict, score_outputs
@@ -94,7 +95,7 @@ class FeatureBank:
         ckey = (self._key(key, i), split)
         if ckey not in self._features:
             with using_bn_stats(self.encoders[key], self.bn_stats(key, i)):
-                self._features[ckey] = encode(self.encoders[key], getattr(self.data, split)[0], i, size=self.size,
+                self._features[ckey] = frozen_features(self.encoders[key], getattr(self.data, split)[0], i, size=self.size,
                                               batch_size=self.s.batch_size, device=self.device)
         return self._features[ckey]
 
@@ -200,7 +201,7 @@ def _finetunes(encoder: Encoder, data: TaskData, s: TransferSettings, results: d
                                time_budget_s=budget, device=dev, seed=s.seed)
                 if fit is None or run[0].val_score > fit.val_score:
                     fit, model = run
-            feats = encode(model, data.test[0], None if not model.conditioned else torch.ones(model.invariance_dim), size=size,
+            feats = frozen_features(model, data.test[0], torch.ones(max(1, model.invariance_dim)), size=size,
                            batch_size=s.batch_size, device=dev)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + head_params(model.feature_dim)
             record = ProbeFit(fit.head, 0.0, fit.val_score)
