@@ -45,7 +45,8 @@ def test_demo_quick_writes_a_parsable_report(tmp_path):
         assert set(rec["ai"]["ai_forward"]["i"]) == {"spatial", "appearance"}
         assert "probe[plain]" in rec["plain"]
     assert set(result["learned_i"]) == set(result["transfer"])
-    table = (out / "table.md").read_text()
+    smoke, table = (out / "table.md").read_text().split("\n\n", 1)  # a quick run says it is a smoke test, first
+    assert smoke.startswith("> **SMOKE TEST (--quick: 25 pre-training steps)") and result["smoke_test"] is True
     transfer_rows, fewshot_rows = (part.strip().splitlines() for part in table.split("\n\n"))
     assert len(transfer_rows) == 2 + 4 and "orientation" in table
     assert len(fewshot_rows) == 2 + 2 and "4-way 1-shot" in table and "4-way 5-shot" in table

@@ -1,6 +1,8 @@
 """Silence third-party output a user of the command line cannot act on (installed by the CLI only).
 
-- Lightning's "Tip: ... try installing litlogger / litmodels" info lines (advertising);
+- Lightning's "Tip: ... try installing litlogger / litmodels" info lines (advertising), and its
+  accelerator lines ("GPU available: False, used: False", "TPU available: ...": the run's
+  ``result.json`` records the device it used);
 - the ``LeafSpec`` deprecation that Lightning's pytree helper triggers in torch;
 - the ``torch.jit.script`` deprecation that library code calling it triggers (seen in transfer runs).
 """
@@ -13,9 +15,12 @@ import warnings
 __all__ = ["quiet_third_party"]
 
 
+_NOISE = ("Tip: For seamless", "GPU available:", "TPU available:", "HPU available:", "IPU available:", "LOCAL_RANK:")
+
+
 class _DropTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip: For seamless" not in record.getMessage()
+        return not record.getMessage().startswith(_NOISE) and "Tip: For seamless" not in record.getMessage()
 
 
 def quiet_third_party() -> None:

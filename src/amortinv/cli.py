@@ -80,8 +80,15 @@ def _run_pretrain(**kwargs: object) -> None:
     from amortinv.ssl.pretrain import run_pretrain
 
     result = run_pretrain(PretrainConfig(**kwargs))
-    if result:
-        print(f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}; run folder {kwargs['out']}")
+    if not result:
+        return
+    out = Path(str(kwargs["out"]))
+    sizes = {name: (out / name).stat().st_size / 2**20 for name in ("encoder.safetensors", "checkpoints/last.ckpt") if (out / name).is_file()}
+    print(f"pre-training done: {result['steps']} steps, final loss {result["final_loss"]:.4f}, {result["wall_time_s"]:.1f} s")
+    for label, acc in (result.get("knn_top1") or {}).items():
+        print(f"  kNN top-1 at {label}: {acc:.4f}")
+    print(f"run folder {out}: " + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in sizes.items())
+          + ("" if kwargs.get("keep_optimizer") else " (optimiser state dropped from the finished run's checkpoint)"))
 
 
 def transfer(**kwargs: object) -> None:
@@ -182,6 +189,7 @@ class _Parser(ArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
         parser = getattr(ex, "subcommand_parser", None) or self
         text = _concise(" ".join(line.strip() for line in str(message).strip().splitlines() if line.strip()))
+        text = re.sub(r"--[a-z0-9_]+", lambda m: m.group(0).replace("_", "-"), text)  # options as the user spells them
         sys.stderr.write(f"amortinv: error: {text} (see: {parser.prog.replace(' [options]', '')} --help)\n")
         raise SystemExit(2)
 
@@ -190,13 +198,13 @@ def build_parser() -> ArgumentParser:
     """The top-level parser with one subcommand per entry of ``COMMANDS``."""
     from amortinv import __version__
 
-    parser = _Parser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.")
+    parser = _Parser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.", allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"amortinv {__version__}")
     subcommands = parser.add_subcommands(dest="command")
     for name, fn in COMMANDS.items():
         source = SIGNATURES[name]() if name in SIGNATURES else fn
         summary = (source.__doc__ or "").strip().split("\n")[0]
-        sub = _Parser(prog=f"amortinv {name}", description=summary)
+        sub = _Parser(prog=f"amortinv {name}", description=summary, allow_abbrev=False)  # --max-step is not --max-steps
         sub.add_argument("--config", action=ActionConfigFile, help="YAML file with option values")
         if isinstance(source, type):
             sub.add_class_arguments(source, as_group=False)

@@ -77,7 +77,7 @@ def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: 
         max_steps=p.pretrain_steps, lr=2e-3, warmup_epochs=0.0, proj_hidden=256, proj_dim=64, knn_eval=False,
         accelerator="gpu" if device == "cuda" else "cpu", out=str(out / name), seed=seed, overwrite=True,  # a demo re-run replaces its runs
     )
-    return run_pretrain(cfg)
+    return run_pretrain(cfg, resume_hint="the demo starts its runs afresh: run the same demo command again")
 
 
 def _progress_line(message: str) -> None:
@@ -129,6 +129,10 @@ def results_table(tasks: dict[str, dict], factors: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SMOKE_TEST = ("SMOKE TEST (--quick: {steps} pre-training steps): these numbers only show that every stage runs and say nothing "
+              "about the method; `amortinv demo` (10-15 minutes on 2 CPU cores) gives results")
+
+
 def run_demo(
     data: str = "shapes", data_root: str | None = None, out: str = "runs/demo", quick: bool = False, device: str = "auto",
     seed: int = 0,
@@ -142,6 +146,10 @@ def run_demo(
     out_dir = Path(out)
     space = InvarianceSpace.from_name("groups2")
     start = time.perf_counter()
+    smoke = SMOKE_TEST.format(steps=p.pretrain_steps) if quick else ""
+    tag = "SMOKE TEST (--quick) - " if quick else ""
+    if smoke:
+        print(smoke)
     print(f"[1/5] pre-training AI-SimCLR and SimCLR on {data} ({p.pretrain_steps} steps each)")
     pre = {
         "ai_simclr": _pretrain("pretrain_ai_simclr", "hyper_resnet18", None, data, data_root, p, out_dir, dev, seed),
@@ -175,16 +183,16 @@ def run_demo(
     measured["results"].update(measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"], progress=True)["results"])
 
     print("[5/5] writing the report")
-    table = results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
+    table = (f"> **{smoke}**\n\n" if smoke else "") + results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
     learned = {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()}
     starts = {name: {f: v for f, v in zip(space.factors, rec["ai"]["ai_forward"]["path"][0]["i"])} for name, rec in transfer.items()}
-    learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({data}, AI-SimCLR)", start=starts,
+    learned_i_chart(learned, out_dir / "learned_i.png", title=f"{tag}Learned invariance per task ({data}, AI-SimCLR)", start=starts,
                     expected=KNOWN_NEEDS if data == "shapes" else None)
     radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
-               out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")
+               out_dir / "radar.png", title=f"{tag}Invariance to transforms ({data}, cosine similarity; 1 = invariant)")
     (out_dir / "table.md").write_text(table)
     result = {
-        "data": data, "profile": "quick" if quick else "full", "device": dev, "seed": seed, "space": space.to_config(),
+        "data": data, "profile": "quick" if quick else "full", "smoke_test": quick, "device": dev, "seed": seed, "space": space.to_config(),
         "pretrain": {k: {key: v.get(key) for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")} for k, v in pre.items()},
         "transfer": transfer, "learned_i": learned, "fewshot": fewshot, "invariance": measured, "table_markdown": table,
         "wall_time_s": round(time.perf_counter() - start, 1),
@@ -192,4 +200,6 @@ def run_demo(
     write_json(out_dir / "result.json", result)
     print("\n" + table)
     print(f"run folder: {out_dir}  (result.json, table.md, learned_i.png, radar.png; {result['wall_time_s']} s)")
+    if smoke:
+        print(smoke)
     return result

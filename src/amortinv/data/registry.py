@@ -58,7 +58,7 @@ def _torchvision(name: str, factory: Callable[..., Dataset], root: Path, downloa
         if "not found" in str(err).lower() or "corrupt" in str(err).lower():
             raise FileNotFoundError(
                 f"dataset '{name}' not found or corrupt under {root}: place torchvision's layout there, "
-                "or pass download=True (needs internet)"
+                "(is --data-root one level too high or low?), or pass --download true (download=True in Python; needs internet)"
             ) from err
         raise
 

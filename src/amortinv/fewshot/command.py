@@ -21,6 +21,30 @@ def _numbers(text: str, name: str, kind: type) -> tuple:
         raise ValueError(f"--{name} takes comma-separated {'whole numbers' if kind is int else 'numbers'}, got '{text}'") from None
 
 
+def display_name(row: str) -> str:
+    """A result row as a reader names it: ``fixed[[1,0] spatial]/ridge`` -> ``AI @ [1,0] (invariant: spatial), ridge``."""
+    if row.startswith("ai_learned"):
+        return "AI, learned i" + (", 1-bit quantised" if row.endswith("_q1") else "") + ", ridge"
+    if row == "oracle_best_fixed":
+        return "oracle: best fixed i per episode (an upper bound, not a result)"
+    source, _, head = row.rpartition("/")
+    if source.startswith("plain:"):
+        return f"{source[6:]} (plain encoder), {head}"
+    if source.startswith("fixed["):
+        value, _, factors = source[6:-1].partition(" ")
+        return f"AI @ {value} (invariant: {factors.replace('+', ', ')}), {head}"
+    return row
+
+
+def shown_rows(rows: dict[str, dict], best_fixed: int = 3) -> list[tuple[str, dict]]:
+    """The rows to print, best first: every AI row (learned i) and every plain encoder whatever their rank, the best
+    ``best_fixed`` fixed descriptors, and the oracle (labelled as an upper bound)."""
+    ranked = sorted(rows.items(), key=lambda kv: -kv[1]["mean"])
+    fixed = [name for name, _ in ranked if name.startswith("fixed[")][:best_fixed]
+    keep = {name for name in rows if name.startswith(("ai_learned", "plain:")) or name == "oracle_best_fixed"} | set(fixed)
+    return [(name, v) for name, v in ranked if name in keep]
+
+
 def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int,
               audio: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
     """Inputs (uint8 images (M, 3, H, W) or waveforms (M, 1, L)), targets and the kind (classification or regression) of the few-shot pool."""
@@ -138,7 +162,8 @@ def fewshot_command(
     write_json(out_dir / "result.json", record)
     fewshot_figure(results, metric, out_dir / "fewshot.png", title=f"{data} {task}")
     for setting, rec in results.items():
-        best = sorted(rec[metric].items(), key=lambda kv: -kv[1]["mean"])
-        print(f"{setting}: " + "; ".join(f"{m} {v['mean']:.3f} ± {v['ci95']:.3f}" for m, v in best[:6]))
+        print(f"== {setting} ({metric}, mean ± 95% CI over {rec.get('episodes', repeats)} {'episodes' if kind == 'classification' else 'splits'})")
+        for row, v in shown_rows(rec[metric]):
+            print(f"  {display_name(row):<58} {v['mean']:.3f} ± {v['ci95']:.3f}")
     print(f"wrote {out_dir / 'result.json'}, {out_dir / 'fewshot.png'}")
     return record

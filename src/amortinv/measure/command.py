@@ -22,6 +22,18 @@ def _write_csv(table: dict[str, Any], path: Path) -> None:
                 writer.writerow([label, name, r["cosine"], r["cosine_se"], r["mahalanobis"], r["mahalanobis_se"]])
 
 
+def invariance_table(table: dict[str, Any]) -> str:
+    """The mean cosine similarity (1 = invariant) per transform (rows) and model or descriptor (columns), as text."""
+    labels = list(table["results"])
+    transforms = list(next(iter(table["results"].values()))["transforms"])
+    width = max(12, *(len(label) for label in labels))
+    lines = ["invariance: mean cosine similarity between clean and transformed features (1 = invariant)",
+             f"{'transform':<12} " + " ".join(f"{label:>{width}}" for label in labels)]
+    for name in transforms:
+        lines.append(f"{name:<12} " + " ".join(f"{table['results'][label]['transforms'][name]['cosine']:>{width}.3f}" for label in labels))
+    return "\n".join(lines)
+
+
 def measure_command(
     encoder: str,
     data: str = "shapes",
@@ -120,6 +132,7 @@ def measure_command(
         grid = invariance_grid(enc, x, resolve_transforms(grid_transform, modality)[0], steps=6)
         table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
         written.append(grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform))
+    print(invariance_table(table))
     for note in table["notes"]:
         print(f"note: {note}")
     _write_csv(table, out_dir / "invariance.csv")

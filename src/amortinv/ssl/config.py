@@ -26,7 +26,8 @@ MAX_QUEUE_BYTES = 16 * 2**30
 
 OPTIMIZERS = ("adamw", "sgd", "lars")
 
-RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator"})
+RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator",
+                               "keep_optimizer"})
 """Options a resumed run may change: they do not change what is trained (output, monitoring, hardware kind)."""
 
 
@@ -83,6 +84,8 @@ class PretrainConfig:
         knn_eval: after training, kNN top-1 on the test split at each training descriptor.
         knn_bank: training images in the kNN memory bank (>= 1; all of them when the split is smaller).
         progress: show the progress bar.
+        keep_optimizer: keep the optimiser state in checkpoints/last.ckpt once the run has finished (by default it is
+            dropped then: a finished run is not resumed, and the state is twice the model's size with AdamW).
     """
 
     method: str = "simclr"
@@ -131,6 +134,7 @@ class PretrainConfig:
     knn_eval: bool = True
     knn_bank: int = 10000
     progress: bool = True
+    keep_optimizer: bool = False
 
     def __post_init__(self) -> None:
         """Merge ``encoder_options`` over the family's defaults, and check every setting once, here.

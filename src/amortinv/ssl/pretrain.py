@@ -26,6 +26,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from amortinv.data import build_dataset, dataset_modality
 from amortinv.encoders import build_encoder, save_encoder
@@ -192,6 +193,16 @@ def _build_module(
     return METHODS[cfg.method](encoder, space, **kwargs)
 
 
+def drop_optimizer_state(path: Path) -> None:
+    """Rewrite a finished run's checkpoint without the optimiser and scheduler states (the weights, heads and queues stay)."""
+    if not path.is_file():
+        return
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("optimizer_states", "lr_schedulers"):
+        state.pop(key, None)
+    AtomicCheckpointIO().save_checkpoint(state, path)
+
+
 def _check_machine(cfg: PretrainConfig) -> None:
     """What the settings cannot check themselves: that this machine has the accelerator asked for."""
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
@@ -223,10 +234,12 @@ def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
     return step
 
 
-def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None) -> dict[str, Any]:
+def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None,
+                 resume_hint: str = "continue with --resume last") -> dict[str, Any]:
     """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
 
-    ``callbacks`` are extra Lightning callbacks (e.g. to watch the run).
+    ``callbacks`` are extra Lightning callbacks (e.g. to watch the run); ``resume_hint`` ends the line printed
+    when a signal stops the run (a command that wraps pre-training says how to continue it).
 
     Rank 0 writes the run folder; other ranks return an empty dict.
     """
@@ -252,7 +265,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
     module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
 
-    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
+    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1),
                  Preemption(out / "checkpoints" / "last.ckpt")]
     test = None
     if cfg.knn_every or cfg.knn_eval:
@@ -292,7 +305,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             signum = next(c.signum for c in trainer.callbacks if isinstance(c, Preemption)) or signal.SIGTERM
             if launcher:
                 print(f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
-                      "written: continue with --resume last", file=sys.stderr, flush=True)
+                      f"written: {resume_hint}", file=sys.stderr, flush=True)
             raise SystemExit(128 + signum) from None
         except Exception:
             if launcher and not cfg.resume:
@@ -332,10 +345,12 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
             bank = _subset(train, cfg.knn_bank, cfg.seed)
             descriptors = [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())  # audio7: 32 of its 120
+            bar = tqdm(descriptors, desc=f"kNN top-1 ({len(bank)} bank, {len(test)} test images)", unit="descriptor", disable=not cfg.progress)
             result["knn_top1"] = {
-                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4)
-                for d in descriptors
+                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4) for d in bar
             }
+        if result["finished"] and not cfg.keep_optimizer:
+            drop_optimizer_state(out / "checkpoints" / "last.ckpt")
         merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")
         result["config"] = {**asdict(cfg), "space": space.to_config()}
         write_json(out / "result.json", result)

@@ -98,9 +98,10 @@ def build_tasks(
 def summary_table(task: str, methods: dict[str, dict]) -> str:
     """A plain-text table of one task's results: method, test metric, validation score, learned i, time."""
     metric = "top1" if "top1" in next(iter(methods.values()))["test"] else "r2"
-    rows = [("method", f"test {metric}", "val", "learned i", "time s")]
+    rows = [("method", f"test {metric} (the result)", "val (selection)", "learned i (1 = invariant)", "time s")]
     for name, rec in methods.items():
         learned = ", ".join(f"{f} {v:.2f}" for f, v in rec["i"].items()) if "i" in rec else ""
+        learned += " (kept its start)" if rec.get("selected_step") == 0 else ""
         rows.append((name, f"{rec['test'][metric]:.4f}", f"{rec['val_score']:.4f}", learned, f"{rec['time_s']:.1f}"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

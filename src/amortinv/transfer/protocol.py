@@ -130,7 +130,9 @@ def run_transfer(
         with MemoryMeter(dev) as meter:
             fit, metrics, params, extra = body()
         results[name] = {**_record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params), **extra}
-        log(f"[{data.name}] {name}: test " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f" ({results[name]['time_s']} s)")
+        main = "top1" if "top1" in metrics else "r2"  # the result; result.json also holds the other metrics
+        kept = f"; the search kept its start {extra['start']}" if extra.get("selected_step") == 0 else ""
+        log(f"[{data.name}] {name}: test {main} {metrics[main]:.4f} ({results[name]['time_s']} s){kept}")
 
     candidates = {space.label(d): d for d in space.candidate_descriptors()} if encoder.conditioned else {}
 
