@@ -84,7 +84,7 @@ def _run_pretrain(**kwargs: object) -> None:
         return
     out = Path(str(kwargs["out"]))
     sizes = {name: (out / name).stat().st_size / 2**20 for name in ("encoder.safetensors", "checkpoints/last.ckpt") if (out / name).is_file()}
-    print(f"pre-training done: {result['steps']} steps, final loss {result["final_loss"]:.4f}, {result["wall_time_s"]:.1f} s")
+    print(f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}, {result['wall_time_s']:.1f} s")
     for label, acc in (result.get("knn_top1") or {}).items():
         print(f"  kNN top-1 at {label}: {acc:.4f}")
     print(f"run folder {out}: " + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in sizes.items())
