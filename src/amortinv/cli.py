@@ -39,6 +39,7 @@ def preview(
     Args:
         space: invariance space: groups2, individual5, audio7, or a YAML file defining one (default: groups2 for images, audio7 for audio).
         data: dataset name (shapes (built in), cifar10, cifar100, stl10, flowers102, dtd, pets, caltech101, imagefolder, npz;
+            the paper's: 300w, lsp, celeba_landmarks (landmark regression), cub200, fc100, plant_disease;
             audio: fsdd, fsdd_speaker, audiofolder, audionpz).
         data_root: local folder (or .npz file) holding the dataset.
         split: dataset split to draw images from.

@@ -2,8 +2,10 @@
 
 Names: ``shapes`` (built in, generated on the fly; no root needed), ``cifar10`` (the shared JPEG ``.npz`` layout when the root holds ``train.npz``, else
 torchvision's), ``cifar100``, ``stl10``, ``flowers102``, ``dtd``, ``pets``, ``caltech101``
-(through torchvision, from a local root), ``imagefolder`` (any ``class/image`` tree) and
-``npz`` (a generic file, see ``load_npz``). Nothing is downloaded unless ``download=True``,
+(through torchvision, from a local root), ``imagefolder`` (any ``class/image`` tree),
+``npz`` (a generic file, see ``load_npz``), and the paper's sets in their own formats: landmark
+regression ``300w``, ``lsp``, ``celeba_landmarks`` (``amortinv.data.landmarks``) and few-shot
+``cub200``, ``fc100``, ``plant_disease`` (``amortinv.data.fewshot_sets``). Nothing is downloaded unless ``download=True``,
 which is passed to torchvision's own flag.
 
 Audio (``amortinv.data.audio``; items are float waveforms (1, L)): ``fsdd`` (spoken digits, the
@@ -27,6 +29,8 @@ from torchvision.transforms import v2
 
 from amortinv.data.arrays import ImageArrayDataset, load_jpeg_npz, load_npz
 from amortinv.data.audio import load_audio_folder, load_audio_npz, load_fsdd
+from amortinv.data.fewshot_sets import load_cub200, load_fc100, load_plant_disease
+from amortinv.data.landmarks import load_300w, load_celeba_landmarks, load_lsp
 from amortinv.data.shapes import shapes_dataset
 
 __all__ = ["build_dataset", "DATASETS", "AUDIO_DATASETS", "dataset_targets", "dataset_modality"]
@@ -178,7 +182,7 @@ def build_dataset(
     if name == "shapes":
         return shapes_dataset(split, size=image_size or 32)
     root = _check_root(name, None if root is None else Path(root))
-    fixed = name in ("cifar10", "cifar100", "stl10", "npz")
+    fixed = name in ("cifar10", "cifar100", "stl10", "npz", "fc100")
     tf = _uint8_transform(image_size if (image_size or fixed) else DEFAULT_VARIABLE_SIZE)
     if name == "cifar10":
         ds = _cifar10(root, split, download, tf)
@@ -188,6 +192,8 @@ def build_dataset(
         ds = _imagefolder(root, split, tf)
     elif name == "caltech101":
         ds = _caltech101(root, split, download, tf)
+    elif name in PAPER_SETS:
+        ds = PAPER_SETS[name](root, split, image_size or DEFAULT_VARIABLE_SIZE, tf)
     else:
         ds = _torchvision(name, lambda **kw: _TORCHVISION[name](split, tf, **kw), root, download)
     if image_size is not None and isinstance(ds, ImageArrayDataset) and ds.image_size != (image_size, image_size):
@@ -217,8 +223,16 @@ _TORCHVISION: dict[str, Callable[..., Dataset]] = {
     "dtd": _tv_split(tvd.DTD, "dtd", "split"),
     "pets": _tv_split(tvd.OxfordIIITPet, "pets", "split", target_types="category"),
 }
+PAPER_SETS: dict[str, Callable[[Path, str, int, Callable], Dataset]] = {  # the paper's Tables 1 and 2, in their own formats
+    "300w": lambda root, split, size, tf: load_300w(root, split, size),
+    "lsp": lambda root, split, size, tf: load_lsp(root, split, size),
+    "celeba_landmarks": lambda root, split, size, tf: load_celeba_landmarks(root, split, size),
+    "cub200": lambda root, split, size, tf: load_cub200(root, split, tf),
+    "fc100": lambda root, split, size, tf: load_fc100(root, split),
+    "plant_disease": lambda root, split, size, tf: load_plant_disease(root, split, tf),
+}
 AUDIO_DATASETS: tuple[str, ...] = ("fsdd", "fsdd_speaker", "audiofolder", "audionpz")
-DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz", *AUDIO_DATASETS)
+DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz", *PAPER_SETS, *AUDIO_DATASETS)
 
 
 def dataset_modality(name: str) -> str:

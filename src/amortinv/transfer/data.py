@@ -76,7 +76,9 @@ def stack_dataset(ds: Dataset, limit: int | None = None, seed: int = 0) -> tuple
     if isinstance(ds, ImageArrayDataset):
         return ds.images[idx], ds.targets[idx]
     items = [ds[int(k)] for k in idx]
-    return torch.stack([im for im, _ in items]), torch.as_tensor([t for _, t in items])
+    targets = [t for _, t in items]
+    vectors = isinstance(targets[0], torch.Tensor) and targets[0].ndim > 0  # e.g. landmark coordinates (2P,)
+    return torch.stack([im for im, _ in items]), torch.stack(targets) if vectors else torch.as_tensor(targets)
 
 
 def carve_validation(images: torch.Tensor, targets: torch.Tensor, fraction: float = 0.1, seed: int = 0) -> tuple[tuple, tuple]:
