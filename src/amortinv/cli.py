@@ -128,6 +128,12 @@ def export(**kwargs: object) -> None:
     export_command(**kwargs)
 
 
+def suite(**kwargs: object) -> None:
+    from amortinv.suite import suite_command
+
+    suite_command(**kwargs)
+
+
 def import_(**kwargs: object) -> None:
     from amortinv.importing import import_command
 
@@ -157,7 +163,7 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 COMMANDS: dict[str, Callable[..., object]] = {
     "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "fewshot": fewshot, "measure": measure,
-    "bound": bound, "export": export, "import": import_,
+    "bound": bound, "export": export, "import": import_, "suite": suite,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
     "pretrain": _lazy("amortinv.ssl.config", "PretrainConfig"),
@@ -165,6 +171,7 @@ SIGNATURES: dict[str, Callable[[], object]] = {
     "fewshot": _lazy("amortinv.fewshot.command", "fewshot_command"),
     "export": _lazy("amortinv.export", "export_command"),
     "import": _lazy("amortinv.importing", "import_command"),
+    "suite": _lazy("amortinv.suite", "suite_command"),
     "measure": _lazy("amortinv.measure.command", "measure_command"),
     "bound": _lazy("amortinv.measure.command", "bound_command"),
 }
