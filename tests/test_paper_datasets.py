@@ -37,10 +37,10 @@ def w300(tmp_path):
 
 def test_300w_split_crop_and_normalised_targets(w300):
     train, test = build_dataset("300w", w300, "train", image_size=32), build_dataset("300w", w300, "test", image_size=32)
-    assert (len(train), len(test)) == (6, 4)  # seeded 60/40 of the 10 sorted images
-    images = sorted(p for f in ("01_Indoor", "02_Outdoor") for p in (w300 / f).glob("*.png"))
-    order = np.random.RandomState(0).permutation(10)
-    assert [p.name for p in test.paths] == [images[k].name for k in order[6:]]
+    assert (len(train), len(test)) == (6, 4)  # 40% of each folder's 5 images to test (the paper's Appendix A.2)
+    order = np.random.RandomState(0).permutation(5)
+    expected = [sorted((w300 / f).glob("*.png"))[k].name for f in ("01_Indoor", "02_Outdoor") for k in order[3:]]
+    assert [p.name for p in test.paths] == expected
     x, y = train[0]
     assert x.dtype == torch.uint8 and x.shape == (3, 32, 32) and y.shape == (136,)
     pts = np.loadtxt(train.paths[0].with_suffix(".pts"), skiprows=3, max_rows=68)
@@ -61,23 +61,26 @@ def test_300w_bad_pts_names_file_and_line(w300):
             build_dataset("300w", w300, split)
 
 
-def test_lsp_distributed_split_and_targets_normalised_by_image_size(tmp_path):
+def test_lsp_paper_split_and_targets_normalised_by_image_size(tmp_path):
     from scipy.io import savemat
 
-    n = 1003  # the first 1,000 train, the rest test
+    n = 1003  # a seeded 60/40 split (the paper's Appendix A.2): 602 train, 401 test
     joints = np.zeros((3, 14, n))
     joints[0], joints[1] = np.arange(14)[:, None] * 5.0, np.arange(n)[None, :] % 90
     savemat(tmp_path / "joints.mat", {"joints": joints})
+    order = np.random.RandomState(0).permutation(n)
+    first_test = int(order[602])
     for k in range(n):
         (tmp_path / "images").mkdir(exist_ok=True)
-        if k in (0, 1000, 1002):
+        if k == first_test:
             _image(tmp_path / "images" / f"im{k + 1:04d}.jpg", 80, 100)
         else:
             (tmp_path / "images" / f"im{k + 1:04d}.jpg").write_bytes(b"")  # only read when an item is
     train, test = build_dataset("lsp", tmp_path, "train", image_size=32), build_dataset("lsp", tmp_path, "test", image_size=32)
-    assert (len(train), len(test)) == (1000, 3)
-    x, y = test[2]  # image 1003: x = 5j / 80, y = (1002 % 90) / 100
-    expected = np.stack([np.arange(14) * 5.0 / 80, np.full(14, (1002 % 90) / 100)], 1).reshape(-1)
+    assert (len(train), len(test)) == (602, 401)
+    assert sorted(p.name for p in train.paths + test.paths) == sorted(f"im{k + 1:04d}.jpg" for k in range(n))
+    x, y = test[0]  # x = 5j / 80, y = (k % 90) / 100
+    expected = np.stack([np.arange(14) * 5.0 / 80, np.full(14, (first_test % 90) / 100)], 1).reshape(-1)
     assert x.shape == (3, 32, 32) and y.shape == (28,)
     torch.testing.assert_close(y, torch.tensor(expected, dtype=torch.float32))
     savemat(tmp_path / "joints.mat", {"joints": np.zeros((2, 14, 3))})

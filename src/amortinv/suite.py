@@ -173,7 +173,8 @@ def suite_command(
     """Run the paper's protocols over many datasets and encoders and write its tables (give them in a YAML: --config suite.yaml).
 
     Args:
-        encoders: label -> run folder (or encoder file), e.g. {AI-SimCLR: runs/ai, SimCLR: runs/simclr}.
+        encoders: label -> run folder (or encoder file), e.g. {AI-SimCLR: runs/ai, SimCLR: runs/simclr}; each dataset is run
+            with the encoders of its modality (image encoders on image data, audio encoders on audio data).
         datasets: entries {name, root, task, protocols: [transfer, fewshot, lowshot], label, train_limit, test_limit,
             pool_limit, image_size, clip_seconds}; a missing root skips the entry with one line.
         out: output folder (table.md, table.csv, result.json, learned_i_<encoder>.png, datasets/<label>.json).
@@ -187,6 +188,7 @@ def suite_command(
         device: cpu, cuda or auto.
         seed: seed of subsets, splits and episodes.
     """
+    from amortinv.data import dataset_modality
     from amortinv.devices import resolve_device
     from amortinv.results import check_output_folder
     from amortinv.transfer.command import load_encoder_and_space
@@ -214,11 +216,15 @@ def suite_command(
         if entry["root"] is not None and not Path(entry["root"]).expanduser().exists():
             print(f"[{k}/{len(entries)}] {entry['label']}: data root {entry['root']} not found, skipped")
             continue
+        usable = [label for label in encoders if models[label].modality == dataset_modality(entry["name"])]  # audio encoders on audio data
+        if not usable:
+            print(f"[{k}/{len(entries)}] {entry['label']}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped")
+            continue
         left = len(entries) - k + 1
         eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
         print(f"[{k}/{len(entries)}] {entry['label']}: {', '.join(entry['protocols'])}{eta}", flush=True)
         start = time.perf_counter()
-        record = _run_dataset(entry, {label: models[label] for label in encoders}, space_of, settings)
+        record = _run_dataset(entry, {label: models[label] for label in usable}, space_of, settings)
         durations.append(time.perf_counter() - start)
         record["wall_time_s"] = round(durations[-1], 1)
         results[entry["label"]] = record

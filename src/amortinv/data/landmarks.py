@@ -6,14 +6,15 @@ as fractions of the S x S image the encoder sees (0 = left/top edge, 1 = right/b
 are decoded when an item is read. Bad annotation files raise ``ValueError`` naming file and line.
 
 - ``300w``: the 300-W challenge folders ``01_Indoor`` and ``02_Outdoor`` (300 + 300 ``.png``
-  images, each with a ``.pts`` file of 68 points). Split as the paper's code does: a seeded
-  permutation (NumPy seed 0) of the sorted images, the first 60% for training (its train + valid)
-  and the last 40% for test. Crop: the square centred on the landmarks' bounding box, of side
+  images, each with a ``.pts`` file of 68 points). Split as the paper says (its Appendix A.2: 40% of
+  the images of each set form the test set): per folder, a seeded permutation (NumPy seed 0) of
+  its sorted images, the first 60% for training and the last 40% for test. Crop: the square centred on the landmarks' bounding box, of side
   ``(1 + margin)`` times its longer side (margin 0.1; the paper's code took the box's top-left
   square with no margin, which cuts the chin off).
 - ``lsp``: Leeds Sports Pose, ``images/im0001.jpg`` ... and ``joints.mat`` (``joints``: 3 x 14 x N,
-  rows x, y, visibility; LSP-extended's 14 x 3 x N is read too). The distributed split: the first
-  1,000 images train, the rest test. The whole image is resized to S x S, so the 28 targets are
+  rows x, y, visibility; LSP-extended's 14 x 3 x N is read too). Split as the paper says (Appendix
+  A.2: 40% of the images for testing; the distribution's own 1,000 / 1,000 split is not what its
+  Table 1 used): a seeded permutation (NumPy seed 0), the first 60% train, the last 40% test. The whole image is resized to S x S, so the 28 targets are
   x / width and y / height (visibility is not a target).
 - ``celeba_landmarks``: CelebA in torchvision's layout (``celeba/img_align_celeba/*.jpg``,
   ``list_landmarks_align_celeba.txt``, ``list_eval_partition.txt``), the 5 aligned landmarks
@@ -110,17 +111,24 @@ def load_300w(root: str | Path, split: str = "train", size: int = 96, margin: fl
     folders = [root / f for f in ("01_Indoor", "02_Outdoor") if (root / f).is_dir()]
     if not folders:
         raise FileNotFoundError(f"300-W: {root} holds neither 01_Indoor nor 02_Outdoor")
-    images = sorted(p for f in folders for p in f.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    missing = [p for p in images if not p.with_suffix(".pts").is_file()]
-    if missing:
-        raise FileNotFoundError(f"300-W: {missing[0].with_suffix('.pts')} is missing ({len(missing)} images without landmarks)")
-    order = np.random.RandomState(0).permutation(len(images))
-    cut = int(len(images) * 0.6)
-    chosen = {"train": order[:cut], "test": order[cut:]}.get(split)
-    if chosen is None:
+    if split not in ("train", "test"):
         raise ValueError(f"dataset '300w' has no split '{split}'; choose from ['test', 'train']")
-    points = [read_pts(images[k].with_suffix(".pts")) for k in chosen]
-    return LandmarkDataset([images[k] for k in chosen], points, [_square_box(p, margin) for p in points], size)
+    chosen = []
+    for folder in folders:
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        missing = [p for p in images if not p.with_suffix(".pts").is_file()]
+        if missing:
+            raise FileNotFoundError(f"300-W: {missing[0].with_suffix('.pts')} is missing ({len(missing)} images without landmarks)")
+        chosen += [images[k] for k in _split_60_40(len(images), split)]
+    points = [read_pts(p.with_suffix(".pts")) for p in chosen]
+    return LandmarkDataset(chosen, points, [_square_box(p, margin) for p in points], size)
+
+
+def _split_60_40(n: int, split: str) -> np.ndarray:
+    """Indices of ``split`` in the paper's split of n items: a seeded permutation (NumPy seed 0), 60% train, 40% test."""
+    order = np.random.RandomState(0).permutation(n)
+    cut = n - int(round(0.4 * n))
+    return order[:cut] if split == "train" else order[cut:]
 
 
 def load_lsp(root: str | Path, split: str = "train", size: int = 96) -> LandmarkDataset:
@@ -145,9 +153,9 @@ def load_lsp(root: str | Path, split: str = "train", size: int = 96) -> Landmark
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"LSP: {missing[0]} is missing ({len(missing)} of the {len(paths)} images joints.mat describes)")
-    chosen = {"train": range(min(1000, len(xy))), "test": range(min(1000, len(xy)), len(xy))}.get(split)
-    if chosen is None:
+    if split not in ("train", "test"):
         raise ValueError(f"dataset 'lsp' has no split '{split}'; choose from ['test', 'train']")
+    chosen = _split_60_40(len(xy), split)
     return LandmarkDataset([paths[k] for k in chosen], [xy[k] for k in chosen], [None] * len(chosen), size)
 
 
