@@ -200,6 +200,14 @@ def suite_command(
                 "fractions": tuple(float(v) for v in fractions.split(",")), "repeats": repeats, "i_steps": i_steps,
                 "device": resolve_device(device), "seed": seed}
     check_output_folder(out)
+    from amortinv.encoders.io import encoder_paths
+
+    missing = [label for label, path in encoders.items() if not encoder_paths(path)[1].is_file()]
+    for label in missing:
+        print(f"encoder {label}: no encoder at {encoders[label]}, left out of the suite")
+    encoders = {label: path for label, path in encoders.items() if label not in missing}
+    if not encoders:
+        raise ValueError("none of the suite's encoders exists")
     loaded = {label: load_encoder_and_space(path) for label, path in encoders.items()}
     models = {label: enc.to(settings["device"]).eval() for label, (enc, _) in loaded.items()}
     space_of = {label: space for label, (_, space) in loaded.items()}
