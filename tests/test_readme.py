@@ -25,19 +25,20 @@ def readme_blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
 
 
-def test_every_readme_cli_command_parses():
-    """Each `amortinv ...` command of the README is valid for the CLI (options and values)."""
+def test_every_readme_and_docs_cli_command_parses():
+    """Each `amortinv ...` command of the README and of docs/*.md is valid for the CLI (options and values)."""
     import shlex
 
     from amortinv.cli import _normalise_flags, build_parser
 
     parser = build_parser()
     commands = []
-    for block in readme_blocks("bash"):
+    docs = [block for page in sorted((ROOT / "docs").glob("*.md")) for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S)]
+    for block in readme_blocks("bash") + docs:
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#")[0].strip()
             if "amortinv " in line:
-                commands.append(line[line.index("amortinv ") :].split("&&")[0])
+                commands.append(line[line.index("amortinv ") :].split("&&")[0].split(" &")[0])
     assert len(commands) >= 7
     for command in commands:
         args = shlex.split(command)[1:]

@@ -46,7 +46,7 @@ def shown_rows(rows: dict[str, dict], best_fixed: int = 3) -> list[tuple[str, di
 
 
 def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int,
-              audio: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
+              audio: dict[str, Any] | None = None, image_size: int | None = None) -> tuple[Any, Any, str]:
     """Inputs (uint8 images (M, 3, H, W) or waveforms (M, 1, L)), targets and the kind (classification or regression) of the few-shot pool."""
     import torch
 
@@ -54,7 +54,7 @@ def load_pool(data: str, data_root: str | None, split: str, task: str, limit: in
     from amortinv.transfer.data import stack_dataset, subset_indices
     from amortinv.transfer.tasks import TASKS, derive_task
 
-    ds = build_dataset(data, data_root, split, **(audio or {}))
+    ds = build_dataset(data, data_root, split, **({"image_size": image_size} if image_size else {}), **(audio or {}))
     images, targets = stack_dataset(ds, limit, seed)
     if task in TASKS:
         images, targets = derive_task(task, images, seed)
@@ -89,6 +89,7 @@ def fewshot_command(
     limit: int | None = None,
     out: str = "runs/fewshot",
     batch_size: int = _DEFAULTS.batch_size,
+    image_size: int | None = None,
     clip_seconds: float | None = None,
     device: str = "auto",
     seed: int = 0,
@@ -115,6 +116,7 @@ def fewshot_command(
         limit: use a seeded random subset of this many images of the split as the pool (>= 1; default: the whole split).
         out: output folder (result.json, fewshot.png).
         batch_size: images per encoder pass.
+        image_size: resize images to this side (default: their own; 96 for datasets of varying size).
         clip_seconds: audio: length of the centred windows in seconds (default 1); clips are resampled to the encoder's rate.
         device: cpu, cuda or auto.
         seed: seed of episodes, splits and subsets.
@@ -142,7 +144,7 @@ def fewshot_command(
         raise ValueError(f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)")
     plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders").to(dev).eval()
              for p in plain_encoders.split(",") if p.strip()}
-    images, targets, kind = load_pool(data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds))
+    images, targets, kind = load_pool(data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds), image_size)
     enc = enc.to(dev).eval()
     start = time.perf_counter()
     if kind == "classification":
