@@ -265,7 +265,8 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
     module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
 
-    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1),
+    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
+                                                  enable_version_counter=False),
                  Preemption(out / "checkpoints" / "last.ckpt")]
     test = None
     if cfg.knn_every or cfg.knn_eval:
