@@ -51,3 +51,17 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert len(blocks) >= 3
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_the_cli_reference_is_current():
+    """docs/cli.md is what the parsers print (regenerate: python -m amortinv.cli_reference > docs/cli.md)."""
+    import sys
+
+    import pytest
+
+    from amortinv.cli_reference import PYTHON, cli_reference
+
+    if sys.version_info[:2] != PYTHON:
+        pytest.skip(f"docs/cli.md is generated with Python {PYTHON[0]}.{PYTHON[1]}, whose argparse lays out help as CI's does")
+
+    assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), "docs/cli.md is stale: python -m amortinv.cli_reference > docs/cli.md"
