@@ -61,6 +61,10 @@ def average_ranks(table: dict[str, dict[str, float]]) -> dict[str, float]:
     return {r: sum(v) / len(v) for r, v in ranks.items() if v}
 
 
+def _cell(mean: float, ci: float | None) -> str:
+    return f"{mean:.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
+
+
 def suite_table(results: dict[str, dict], encoders: list[str]) -> tuple[str, list[list[Any]]]:
     """The Markdown table (rows: encoders; columns: dataset results; average; average rank) and its CSV rows."""
     cells: dict[str, dict[str, tuple[float, float | None]]] = {e: {} for e in encoders}
@@ -74,10 +78,9 @@ def suite_table(results: dict[str, dict], encoders: list[str]) -> tuple[str, lis
     rows = [["encoder", "column", "score", "ci95"]]
     for enc in encoders:
         values = [cells[enc][c][0] for c in columns if c in cells[enc]]
-        shown = [(f"{cells[enc][c][0]:.3f}" + (f" ± {cells[enc][c][1]:.3f}" if cells[enc][c][1] is not None else "")) if c in cells[enc] else "-"
-                 for c in columns]
-        average = f"{sum(values) / len(values):.3f}" if values else "-"
-        lines.append(f"| {enc} | " + " | ".join(shown) + f" | {average} | {ranks[enc]:.2f} |" if enc in ranks else f"| {enc} | " + " | ".join(shown) + " | - | - |")
+        shown = [_cell(*cells[enc][c]) if c in cells[enc] else "-" for c in columns]
+        average, rank = (f"{sum(values) / len(values):.3f}", f"{ranks[enc]:.2f}") if values else ("-", "-")
+        lines.append(f"| {enc} | " + " | ".join(shown) + f" | {average} | {rank} |")
         rows += [[enc, c, cells[enc][c][0], cells[enc][c][1]] for c in columns if c in cells[enc]]
     return "\n".join(lines) + "\n", rows
 
