@@ -211,3 +211,8 @@ def test_an_imported_run_works_in_transfer_fewshot_measure_and_export(released, 
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(plain(x), hyper(x, torch.tensor([learned["spatial"], learned["appearance"]])), atol=1e-4)
+    from amortinv.suite import suite_command
+
+    suite = suite_command({"AI-MoCo (imported)": str(run), "exported": str(tmp_path / "e")},
+                          [{"name": "npz", "root": str(tiny_npz), "label": "tiny", "image_size": 32}], out=str(tmp_path / "s"), i_steps=1, device="cpu")
+    assert set(suite["datasets"]["tiny"]["scores"]["tiny"]) == {"AI-MoCo (imported)", "exported"}
