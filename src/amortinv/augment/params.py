@@ -15,7 +15,21 @@ from dataclasses import dataclass, fields
 
 import torch
 
-__all__ = ["ViewParams", "sample_crop_boxes", "sample_view_params"]
+__all__ = ["ViewParams", "PARAM_NAMES", "OP_FIELDS", "sample_crop_boxes", "sample_view_params"]
+
+PARAM_NAMES = (
+    "crop_top", "crop_left", "crop_height", "crop_width", "flip",
+    "brightness", "contrast", "saturation", "hue",
+    "brightness_position", "contrast_position", "saturation_position", "hue_position",
+    "grayscale", "blur_sigma", "solarize",
+)
+"""The columns of ``ViewParams.vector``: what a method that uses the augmentation parameters is handed."""
+
+OP_FIELDS = {
+    "crop": ("boxes",), "flip": ("flip",), "color_jitter": ("jitter", "jitter_factors", "jitter_order"),
+    "grayscale": ("grayscale",), "blur": ("blur", "blur_sigma"), "solarize": ("solarize",),
+}
+"""The ``ViewParams`` fields each op draws."""
 
 
 @dataclass
@@ -41,6 +55,55 @@ class ViewParams:
     blur_sigma: torch.Tensor | None = None
     solarize: torch.Tensor | None = None
     supersample: int | None = None
+
+    def vector(self, height: int, width: int) -> torch.Tensor:
+        """The parameters as one row per sample, (B, 16) float, columns ``PARAM_NAMES``:
+
+        crop box (top, left, height, width) as fractions of the source image (0, 0, 1, 1 without
+        crop); flip (0/1); the jitter factors brightness, contrast, saturation (1 = unchanged) and
+        hue (turns, 0 = unchanged), then each jitter op's position in the sample's order divided by
+        3 (identity values 1, 1, 1, 0 and positions 0, 1/3, 2/3, 1 for a sample not jittered);
+        grayscale (0/1); blur sigma (0 without blur); solarize (0/1). An op that is off reads as
+        not applied.
+        """
+        n = next(len(v) for v in (self.boxes, self.flip, self.jitter, self.grayscale, self.blur, self.solarize) if v is not None)
+        out = torch.zeros(n, len(PARAM_NAMES))
+        out[:, 2:4] = 1.0
+        if self.boxes is not None:
+            out[:, :4] = self.boxes / torch.tensor([height, width, height, width], dtype=torch.float32)
+        if self.flip is not None:
+            out[:, 4] = self.flip.float()
+        out[:, 5:8], out[:, 9:13] = 1.0, torch.arange(4.0) / 3
+        if self.jitter is not None:
+            on = self.jitter[:, None]
+            out[:, 5:9] = torch.where(on, self.jitter_factors, out[:, 5:9])
+            out[:, 9:13] = torch.where(on, self.jitter_order.argsort(dim=1).float() / 3, out[:, 9:13])
+        for column, flag in ((13, self.grayscale), (15, self.solarize)):
+            if flag is not None:
+                out[:, column] = flag.float()
+        if self.blur is not None:
+            out[:, 14] = torch.where(self.blur, self.blur_sigma, 0.0)
+        return out
+
+    @classmethod
+    def from_vector(cls, rows: torch.Tensor, height: int, width: int) -> ViewParams:
+        """The parameters that ``vector`` rows (B, 16) describe, every op present (an op not applied
+        reads as its identity: the full image, no flip, factors 1 and hue 0, sigma 0); they make the
+        same views."""
+        rows = rows.detach().float().cpu()
+        factors = rows[:, 5:9]
+        return cls(
+            boxes=torch.round(rows[:, :4] * torch.tensor([height, width, height, width], dtype=torch.float32)),
+            flip=rows[:, 4] > 0, jitter=(factors != torch.tensor([1.0, 1.0, 1.0, 0.0])).any(dim=1), jitter_factors=factors,
+            jitter_order=torch.round(rows[:, 9:13] * 3).argsort(dim=1), grayscale=rows[:, 13] > 0,
+            blur=rows[:, 14] > 0, blur_sigma=rows[:, 14], solarize=rows[:, 15] > 0,
+        )
+
+    def sharing(self, other: ViewParams, ops: tuple[str, ...]) -> ViewParams:
+        """These parameters with those of the ops ``ops`` taken from ``other`` (LooC's key views)."""
+        taken = {name for op in ops for name in OP_FIELDS.get(op, ())}
+        kept = {f.name: getattr(other if f.name in taken else self, f.name) for f in fields(self) if f.name != "supersample"}
+        return ViewParams(**kept)
 
     def select(self, index: torch.Tensor | slice) -> ViewParams:
         """The parameters of the samples ``index`` (batch-wide values kept)."""

@@ -231,6 +231,25 @@ class VisionAugment(nn.Module):
         """One randomly augmented, normalised view (B, 3, H_out, W_out) for a binary descriptor."""
         return self.apply(images, self.sample(images, descriptor))
 
+    def views_with_params(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> tuple[torch.Tensor, ...]:
+        """Two views (B, 3, H_out, W_out) and the parameters each was made with, (B, 16) rows of
+        ``ViewParams.vector`` in the order of the samples, on the images' device (copied from pinned
+        memory without waiting): ``(v1, v2, w1, w2)``, for the methods that use them (AugSelf, CASSLE)."""
+        p1, p2 = self.sample(images, descriptor), self.sample(images, descriptor)
+        h, w = images.shape[-2:]
+        vectors = [_to_device(p.vector(h, w), images.device) for p in (p1, p2)]
+        return self.apply(images, p1), self.apply(images, p2), *vectors
+
+    def leave_one_out_views(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float],
+                            factors: Sequence[str]) -> list[torch.Tensor]:
+        """LooC's views of ``images`` (B, 3, H, W): the query, a key with all parameters drawn anew, then
+        for each of ``factors`` a key that shares the parameters of that factor's ops with the query and
+        draws the others anew; each (B, 3, H_out, W_out)."""
+        query = self.sample(images, descriptor)
+        keys = [self.sample(images, descriptor)]
+        keys += [self.sample(images, descriptor).sharing(query, self.space.ops[f]) for f in factors]
+        return [self.apply(images, p) for p in (query, *keys)]
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std on a float batch in [0, 1]."""
         return normalise(x, self.mean, self.std)
@@ -246,6 +265,13 @@ class VisionAugment(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent views of ``images`` (B, 3, H, W) for ``descriptor`` (K,)."""
         return self.view(images, descriptor), self.view(images, descriptor)
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``; to a GPU through pinned memory, so the host does not wait."""
+    if device.type == "cpu":
+        return x
+    return x.pin_memory().to(device, non_blocking=True) if torch.cuda.is_available() else x.to(device)
 
 
 def _by_hue_position(p: ViewParams) -> torch.Tensor | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from amortinv.checks import at_least, choice, finite, flag, human_size
 
-__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS", "ENCODER_DEFAULTS", "MAX_QUEUE_BYTES"]
+__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS", "ENCODER_DEFAULTS", "COMPETITOR_METHODS", "MAX_QUEUE_BYTES"]
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {  # what each method uses where PretrainConfig says None
     "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
@@ -20,6 +20,9 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {  # architecture options a run's 
     "resnet": {"cifar_stem": True, "width": 0.25},
     "vit": {},
 }
+
+COMPETITOR_METHODS: dict[str, tuple[str, ...]] = {"augself": ("simclr", "mocov2"), "cassle": ("simclr",), "looc": ("simclr",)}
+"""The competitors (``amortinv.ssl.competitors``) and the methods each runs on."""
 
 MAX_QUEUE_BYTES = 16 * 2**30
 """The largest MoCo-v2 queue (per descriptor) a run may ask for; the paper's 65,536 x 128 floats is 32 MiB."""
@@ -66,6 +69,9 @@ class PretrainConfig:
         momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
         queue_size: MoCo-v2 queue length per descriptor.
         pred_hidden: MoCo-v3 predictor hidden width.
+        competitor: train one of the paper's competitors instead of amortised invariance, on a plain encoder at
+            --fixed-descriptor (images): augself (SimCLR or MoCo-v2), cassle (SimCLR) or looc (SimCLR); see docs/competitors.md.
+        augself_weight: weight of AugSelf's auxiliary loss (its authors: 1.0 at CIFAR/STL-10 scale, 0.5 on ImageNet-100).
         accelerator: cpu, gpu or auto.
         devices: devices per node.
         num_nodes: nodes (multi-node through torchrun or SLURM).
@@ -117,6 +123,8 @@ class PretrainConfig:
     momentum: float | None = None
     queue_size: int = 4096
     pred_hidden: int = 512
+    competitor: str | None = None
+    augself_weight: float = 1.0
     accelerator: str = "auto"
     devices: int | str = 1
     num_nodes: int = 1
@@ -170,6 +178,15 @@ class PretrainConfig:
             finite("--ones-share", self.ones_share, low=0.0, high=1.0)
         if self.hyper_lr != "auto":
             finite("--hyper-lr", self.hyper_lr, above=0.0)
+        finite("--augself-weight", self.augself_weight, above=0.0)
+        if self.competitor is not None:
+            choice("--competitor", self.competitor, tuple(COMPETITOR_METHODS))
+            if self.method not in COMPETITOR_METHODS[self.competitor]:
+                raise ValueError(f"--competitor {self.competitor} runs with --method {' or '.join(COMPETITOR_METHODS[self.competitor])}, "
+                                 f"not {self.method}")
+            if self.fixed_descriptor is None:
+                raise ValueError(f"--competitor {self.competitor} trains a plain encoder at one descriptor: give --fixed-descriptor "
+                                 "(e.g. 1,1, the default recipe) and a plain --encoder such as resnet18")
         need = self.queue_size * self.proj_dim * 4
         if need > MAX_QUEUE_BYTES:
             raise ValueError(f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "

@@ -22,6 +22,7 @@ from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.config import METHOD_DEFAULTS
 from amortinv.ssl.config import PretrainConfig as _C
+from amortinv.ssl.competitors import competitor_objective
 from amortinv.ssl.objectives import OBJECTIVES
 from amortinv.ssl.optim import build_optimizer, momentum_schedule, warmup_cosine
 
@@ -59,6 +60,9 @@ class ContrastivePretrainer(L.LightningModule):
             (``Encoder.kernel_step_gains``: each generated kernel takes a plain conv's step).
         ones_share: share of the steps drawn at the all-ones descriptor (None: uniform).
         seed: seeds descriptor sampling and augmentation.
+        competitor: train a competitor's objective instead (``amortinv.ssl.competitors``: augself, cassle,
+            looc; images only, with ``fixed_descriptor``).
+        augself_weight: AugSelf's loss weight.
         schedule: (total optimiser steps, steps per epoch) of the run, for the learning-rate and momentum
             schedules (default: Lightning's estimate, which sets up the data loader before a checkpoint is
             restored and so cannot resume a data loader mid-epoch).
@@ -84,6 +88,8 @@ class ContrastivePretrainer(L.LightningModule):
         hyper_lr: float | str = _C.hyper_lr,
         ones_share: float | None = _C.ones_share,
         seed: int = _C.seed,
+        competitor: str | None = _C.competitor,
+        augself_weight: float = _C.augself_weight,
         schedule: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
@@ -106,13 +112,32 @@ class ContrastivePretrainer(L.LightningModule):
         if not (hyper_lr == "auto" or (isinstance(hyper_lr, (int, float)) and hyper_lr > 0)):
             raise ValueError(f"hyper_lr must be a positive number or 'auto', got {hyper_lr!r}")
         self.num_heads = 1 if fixed_descriptor is not None else len(self.descriptors)
-        self.objective = OBJECTIVES[self.method](
+        self.objective = self.objective_class()(
             encoder, num_heads=self.num_heads, per_head=per_descriptor_heads, proj_hidden=proj_hidden, proj_dim=proj_dim,
-            proj_layers=proj_layers, temperature=temperature, **self.objective_options(),
+            proj_layers=proj_layers, temperature=temperature, **self.objective_options(), **self.competitor_options(),
         )
+
+    def objective_class(self) -> type:
+        """The method's objective, or the competitor's on this method."""
+        competitor = self.hparams.competitor
+        if competitor is None:
+            return OBJECTIVES[self.method]
+        if self.hparams.modality != "vision" or self.fixed is None:
+            raise ValueError(f"--competitor {competitor} trains on images at a --fixed-descriptor (e.g. 1,1); "
+                             f"got {self.hparams.modality} data{'' if self.fixed is not None else ' without one'}")
+        return competitor_objective(competitor, self.method)
 
     def objective_options(self) -> dict[str, Any]:
         """The method's own objective options (queue size, predictor width)."""
+        return {}
+
+    def competitor_options(self) -> dict[str, Any]:
+        """The competitor's options: AugSelf's weight and the recipe's jitter, LooC's factors."""
+        competitor = self.hparams.competitor
+        if competitor == "augself":
+            return {"augself_weight": self.hparams.augself_weight, "jitter": self.augment.recipe.jitter}
+        if competitor == "looc":
+            return {"factors": tuple(f for f, v in zip(self.space.factors, self.fixed.tolist()) if v == 1)}
         return {}
 
     @property
@@ -132,26 +157,25 @@ class ContrastivePretrainer(L.LightningModule):
     def encoder_input(self, d: torch.Tensor) -> torch.Tensor | None:
         return d if self.encoder.conditioned else None
 
-    def views(self, images: torch.Tensor, idx: int, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two augmented views for training descriptor ``idx``, with randomness seeded by (seed,
+    def views(self, images: torch.Tensor, idx: int, batch_idx: int) -> tuple[torch.Tensor, ...]:
+        """The objective's inputs (two augmented views, and what a competitor adds) for training descriptor ``idx``, with randomness seeded by (seed,
         epoch, batch, rank) (a resumed epoch continues its batch count, so a resume reproduces them).
         The augmentation draws its parameters on the CPU from a CPU copy of the descriptor, so the
         step never waits for the device."""
         d = self._host_descriptors[idx]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(self.hparams.seed, self.current_epoch, batch_idx, self.global_rank))
-            return self.augment(images, d)
+            return self.objective.make_inputs(self.augment, images, d)
 
     # ---------------------------------------------------------------- training
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
-        """The objective's loss of the two views at training descriptor ``idx`` (= ``d``)."""
-        return self.objective(v1, v2, idx, self.encoder_input(d))
+    def loss(self, inputs: tuple[torch.Tensor, ...], idx: int, d: torch.Tensor) -> torch.Tensor:
+        """The objective's loss of its inputs (``views``) at training descriptor ``idx`` (= ``d``)."""
+        return self.objective(*inputs, head=idx, i=self.encoder_input(d))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         idx, d = self.descriptor()
-        v1, v2 = self.views(images, idx, batch_idx)
-        loss = self.loss(v1, v2, idx, d)
+        loss = self.loss(self.views(images, idx, batch_idx), idx, d)
         if not torch.isfinite(loss):
             if torch.is_floating_point(images) and not torch.isfinite(images).all():
                 raise ValueError(f"non-finite loss at step {self.global_step}: the batch itself holds non-finite inputs (NaN or inf); "
@@ -206,11 +230,11 @@ class _Momentum(ContrastivePretrainer):
     def current_momentum(self) -> float:
         return self.hparams.momentum
 
-    def loss(self, v1: torch.Tensor, v2: torch.Tensor, idx: int, d: torch.Tensor) -> torch.Tensor:
+    def loss(self, inputs: tuple[torch.Tensor, ...], idx: int, d: torch.Tensor) -> torch.Tensor:
         m = self.current_momentum()
         self.objective.update_keys(m)
         self.log("train/momentum", m, on_step=True, on_epoch=False)
-        return super().loss(v1, v2, idx, d)
+        return super().loss(inputs, idx, d)
 
 
 class MoCoV2(_Momentum):

@@ -42,6 +42,10 @@ class ContrastiveObjective(nn.Module):
     def _heads(self, hidden: int, dim: int, layers: int) -> Callable[[], nn.Module]:
         return lambda: mlp(self.encoder.feature_dim, hidden, dim, layers, last_bn=self.last_bn)
 
+    def make_inputs(self, augment: Callable, images: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The inputs of one step, ahead of ``head`` and ``i``: two views of ``images`` at binary descriptor ``d``."""
+        return augment(images, d)
+
     def project(self, x: torch.Tensor, head: int, i: torch.Tensor | None) -> torch.Tensor:
         """Projections (B, proj_dim) of inputs x at descriptor i."""
         return self.projector(self.encoder(x, i), head)

@@ -183,6 +183,7 @@ def _build_module(
         weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
         proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
         per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed, schedule=schedule,
+        competitor=cfg.competitor, augself_weight=cfg.augself_weight,
     )
     if cfg.method in ("mocov2", "mocov3"):
         kwargs["momentum"] = opts["momentum"]
@@ -321,7 +322,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         )
         device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
         result: dict[str, Any] = {
-            "method": cfg.method,
+            "method": cfg.method, "competitor": cfg.competitor,
             "baseline_fixed_descriptor": fixed,
             "encoder": module.encoder.config,
             "space": space.to_config(),
@@ -342,7 +343,7 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
         }
         module.encoder.to(device).eval()
-        save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "fixed_descriptor": fixed, "steps": trainer.global_step})
+        save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "competitor": cfg.competitor, "fixed_descriptor": fixed, "steps": trainer.global_step})
         if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
             bank = _subset(train, cfg.knn_bank, cfg.seed)
             descriptors = [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())  # audio7: 32 of its 120
