@@ -35,15 +35,17 @@ ALL_ON = torch.tensor([1.0, 1.0])
 
 
 def simclr_v2(size: int) -> v2.Compose:
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        v2.RandomGrayscale(p=0.2),
-        v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))], p=0.5),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            v2.RandomApply([v2.GaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0))], p=0.5),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 class TwoViews(Dataset):
@@ -72,7 +74,7 @@ def _rate(fn: Callable[[torch.Tensor], object], images: torch.Tensor, batch: int
     _sync(device)
     start = time.perf_counter()
     for k in range(0, len(images), batch):
-        fn(images[k:k + batch].to(device, non_blocking=True))
+        fn(images[k : k + batch].to(device, non_blocking=True))
     _sync(device)
     return len(images) / (time.perf_counter() - start)
 
@@ -87,15 +89,17 @@ def time_torchaug(images: torch.Tensor, size: int, batch: int, device: str) -> f
         import torchaug.transforms as T
     except ImportError:
         return None
-    tf = T.Compose([
-        T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True, num_chunks=8, batch_transform=True),
-        T.RandomHorizontalFlip(batch_transform=True),
-        T.RandomColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, num_chunks=8, batch_transform=True),
-        T.RandomGrayscale(p=0.2, batch_transform=True),
-        T.RandomGaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0), p=0.5, batch_transform=True),
-        T.ToDtype(torch.float32, scale=True),
-        T.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
-    ])
+    tf = T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True, num_chunks=8, batch_transform=True),
+            T.RandomHorizontalFlip(batch_transform=True),
+            T.RandomColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8, num_chunks=8, batch_transform=True),
+            T.RandomGrayscale(p=0.2, batch_transform=True),
+            T.RandomGaussianBlur(blur_kernel_size(size), sigma=(0.1, 2.0), p=0.5, batch_transform=True),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+        ]
+    )
     to_batch = T.ToBatchImages()
     return _rate(lambda x: (tf(to_batch(x)), tf(to_batch(x))), images, batch, device)
 
@@ -110,8 +114,14 @@ def op_breakdown(size: int, batch: int = 256, repeats: int = 5, rounds: int = 3)
     aug = VisionAugment(G, size)
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
     full = aug.sample(x, ALL_ON)
-    stages = {"base + normalise": (), "crop + flip": ("boxes", "flip"), "colour jitter": ("jitter", "jitter_factors", "jitter_order"),
-              "grayscale": ("grayscale",), "blur": ("blur", "blur_sigma"), "all": tuple(f.name for f in fields(ViewParams))}
+    stages = {
+        "base + normalise": (),
+        "crop + flip": ("boxes", "flip"),
+        "colour jitter": ("jitter", "jitter_factors", "jitter_order"),
+        "grayscale": ("grayscale",),
+        "blur": ("blur", "blur_sigma"),
+        "all": tuple(f.name for f in fields(ViewParams)),
+    }
     hue_off = full.jitter_factors.clone()
     hue_off[:, 3] = 0  # the same jitter with every hue shift 0 (skipped): what the exact HSV hue costs
     params = {}
@@ -133,21 +143,33 @@ def cpu_table(args: argparse.Namespace) -> dict[str, dict]:
     table = {}
     for size, n in ((32, args.images), (96, args.images // 4)):
         images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8)
-        runs = [(time_torchvision(images, size, args.batch, args.workers), time_engine(images, size, args.batch, "cpu"),
-                 time_torchaug(images, size, args.batch, "cpu")) for _ in range(args.repeats)]
+        runs = [
+            (
+                time_torchvision(images, size, args.batch, args.workers),
+                time_engine(images, size, args.batch, "cpu"),
+                time_torchaug(images, size, args.batch, "cpu"),
+            )
+            for _ in range(args.repeats)
+        ]
         tv, eng = max(r[0] for r in runs), max(r[1] for r in runs)
         ta = None if runs[0][2] is None else max(r[2] for r in runs)
         table[f"{size}x{size}"] = {
-            "images": n, "batch": args.batch, "repeats": args.repeats,
+            "images": n,
+            "batch": args.batch,
+            "repeats": args.repeats,
             "engine_images_per_s_each_run": [round(r[1], 1) for r in runs],
             "torchvision_images_per_s_each_run": [round(r[0], 1) for r in runs],
             "engine_images_per_s": round(eng, 1),
-            "torchvision_dataloader_images_per_s": round(tv, 1), "engine_over_torchvision": round(eng / tv, 2),
+            "torchvision_dataloader_images_per_s": round(tv, 1),
+            "engine_over_torchvision": round(eng / tv, 2),
             "torchaug_images_per_s": None if ta is None else round(ta, 1),
             "engine_ms_per_view_by_stage": op_breakdown(size, args.batch),
         }
-        print(f"CPU {size}x{size}: engine {eng:8.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
-              f"{tv:8.1f} | torchaug {ta or float('nan'):8.1f} | engine/torchvision {eng / tv:.2f}", flush=True)
+        print(
+            f"CPU {size}x{size}: engine {eng:8.1f} img/s | torchvision v2 DataLoader ({args.workers} workers) "
+            f"{tv:8.1f} | torchaug {ta or float('nan'):8.1f} | engine/torchvision {eng / tv:.2f}",
+            flush=True,
+        )
     return table
 
 
@@ -165,7 +187,7 @@ def step_share(batch: int = 512, steps: int = 20, device: str = "cuda", **encode
     model = SimCLR(encoder, G, image_size=32, schedule=(100, 10)).to(device)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
-    copies = (lambda x, d: (x.float().div(255), x.float().div(255)))
+    copies = lambda x, d: (x.float().div(255), x.float().div(255))
 
     def step_time(augment: Callable) -> float:
         for k in range(steps + 5):
@@ -181,8 +203,12 @@ def step_share(batch: int = 512, steps: int = 20, device: str = "cuda", **encode
         return (time.perf_counter() - start) / steps
 
     with_engine, with_copies = step_time(model.augment), step_time(copies)
-    return {"batch": batch, "step_ms_engine": round(1e3 * with_engine, 2), "step_ms_copies": round(1e3 * with_copies, 2),
-            "augmentation_share": round(1 - with_copies / with_engine, 3)}
+    return {
+        "batch": batch,
+        "step_ms_engine": round(1e3 * with_engine, 2),
+        "step_ms_copies": round(1e3 * with_copies, 2),
+        "augmentation_share": round(1 - with_copies / with_engine, 3),
+    }
 
 
 def gpu_table() -> dict[str, dict]:
@@ -202,14 +228,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--images", type=int, default=4096, help="images at 32x32; 96x96 uses a quarter")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="CPU: runs of each engine, interleaved; the best of each is reported (the machine's speed drifts)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="CPU: runs of each engine, interleaved; the best of each is reported (the machine's speed drifts)",
+    )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     results: dict[str, object] = {
-        "cpu": os.cpu_count(), "cpu_threads": torch.get_num_threads(), "dataloader_workers": args.workers,
+        "cpu": os.cpu_count(),
+        "cpu_threads": torch.get_num_threads(),
+        "dataloader_workers": args.workers,
         "cpu_table": cpu_table(args),
     }
     if args.device == "cuda":

@@ -31,7 +31,7 @@ def clips(n: int) -> torch.Tensor:
     """Speech-like test clips (n, 1, L): a harmonic tone with an envelope, centred, plus a little noise."""
     t = torch.arange(LENGTH) / RATE
     f0 = 100 + 100 * torch.rand(n, 1)
-    wave = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6)) * torch.exp(-((t - 0.5) / 0.15) ** 2)
+    wave = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6)) * torch.exp(-(((t - 0.5) / 0.15) ** 2))
     return (0.3 * wave + 0.01 * torch.randn(n, LENGTH))[:, None]
 
 
@@ -40,7 +40,7 @@ def time_engine(x: torch.Tensor, batch: int, descriptor: torch.Tensor, device: s
     aug(x[:batch].to(device), descriptor)
     start = time.perf_counter()
     for k in range(0, len(x), batch):
-        aug(x[k:k + batch].to(device), descriptor)
+        aug(x[k : k + batch].to(device), descriptor)
     if device == "cuda":
         torch.cuda.synchronize()
     return len(x) / (time.perf_counter() - start)
@@ -56,8 +56,12 @@ def librosa_view(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     y = np.roll(y, int(rng.uniform(-0.5, 0.5) * n))
     w = int(rng.uniform(0, 0.125) * n)
     s = int(rng.uniform(0, n - w))
-    y[s:s + w] = 0
-    y = y * np.clip(np.arange(n) / max(1, rng.uniform(0, 0.5) * n), 0, 1) * np.clip((n - 1 - np.arange(n)) / max(1, rng.uniform(0, 0.5) * n), 0, 1)
+    y[s : s + w] = 0
+    y = (
+        y
+        * np.clip(np.arange(n) / max(1, rng.uniform(0, 0.5) * n), 0, 1)
+        * np.clip((n - 1 - np.arange(n)) / max(1, rng.uniform(0, 0.5) * n), 0, 1)
+    )
     noise = rng.standard_normal(n)
     snr = rng.uniform(3, 30)
     return y + noise * np.sqrt(np.mean(y**2) / np.mean(noise**2) / 10 ** (snr / 10))
@@ -88,17 +92,25 @@ def main() -> None:
     x = clips(args.clips)
     ones = torch.ones(A7.dim)
     engine = time_engine(x, args.batch, ones, args.device)
-    per_op = {f: round(time_engine(x[: 4 * args.batch], args.batch, torch.eye(A7.dim)[k], args.device), 1)
-              for k, f in enumerate(A7.factors)}
+    per_op = {
+        f: round(time_engine(x[: 4 * args.batch], args.batch, torch.eye(A7.dim)[k], args.device), 1)
+        for k, f in enumerate(A7.factors)
+    }
     lib = time_librosa(x[:64])
     results = {
-        "cpu": os.cpu_count(), "threads": torch.get_num_threads(), "device": args.device, "clip": f"{LENGTH} samples at {RATE} Hz",
-        "batch": args.batch, "engine_clips_per_s_all_ops_two_views": round(engine, 1),
+        "cpu": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": args.device,
+        "clip": f"{LENGTH} samples at {RATE} Hz",
+        "batch": args.batch,
+        "engine_clips_per_s_all_ops_two_views": round(engine, 1),
         "engine_clips_per_s_one_op_two_views": per_op,
         "librosa_per_clip_clips_per_s_two_views": None if lib is None else round(lib, 1),
         "engine_over_librosa": None if lib is None else round(engine / lib, 1),
     }
-    print(f"engine {engine:.1f} clips/s (all seven ops, two views) | librosa per clip {lib or float('nan'):.1f} clips/s")
+    print(
+        f"engine {engine:.1f} clips/s (all seven ops, two views) | librosa per clip {lib or float('nan'):.1f} clips/s"
+    )
     print("one op at a time:", per_op)
     write_json(args.out, results)
 

@@ -32,14 +32,30 @@ def main() -> None:
     args = parser.parse_args()
     enc, space = load_encoder_and_space(args.encoder)
     plain = load_encoder(args.plain).eval()
-    tasks = build_tasks(args.tasks.split(","), args.data, args.data_root, image_size=None, train_limit=args.train_limit,
-                        test_limit=100, val_fraction=0.15, seed=0)
-    results: dict = {"encoder": args.encoder, "plain": args.plain, "data": args.data, "note": "validation scores only", "tasks": {}}
+    tasks = build_tasks(
+        args.tasks.split(","),
+        args.data,
+        args.data_root,
+        image_size=None,
+        train_limit=args.train_limit,
+        test_limit=100,
+        val_fraction=0.15,
+        seed=0,
+    )
+    results: dict = {
+        "encoder": args.encoder,
+        "plain": args.plain,
+        "data": args.data,
+        "note": "validation scores only",
+        "tasks": {},
+    }
     for task in tasks:
         row = {}
         for recal in (False, True):
             settings = TransferSettings(recalibrate_bn=recal, batch_size=128)
-            res = run_transfer(enc, task, space, ["probe"], settings, plain_encoders={"plain": plain}, log=lambda m: None)
+            res = run_transfer(
+                enc, task, space, ["probe"], settings, plain_encoders={"plain": plain}, log=lambda m: None
+            )
             row["recomputed" if recal else "pre-trained"] = {k: round(v["val_score"], 4) for k, v in res.items()}
         results["tasks"][task.name] = row
         print(task.name, json.dumps(row), flush=True)

@@ -27,7 +27,9 @@ def transfer_rows(result: dict) -> dict[str, dict[str, float]]:
         metric = "top1" if "top1" in rec["ai"]["ai_forward"]["test"] else "r2"
         ones = next(v for k, v in rec["ai"].items() if k.startswith("probe[[1,1]"))
         plain = next(iter(rec["plain"].values()))
-        rows[f"{task} ({metric})"] = dict(zip(ROWS, (rec["ai"]["ai_forward"]["test"][metric], ones["test"][metric], plain["test"][metric])))
+        rows[f"{task} ({metric})"] = dict(
+            zip(ROWS, (rec["ai"]["ai_forward"]["test"][metric], ones["test"][metric], plain["test"][metric]))
+        )
     return rows
 
 
@@ -36,7 +38,9 @@ def fewshot_rows(result: dict) -> dict[str, dict[str, float]]:
     for rec in result["fewshot"].values():
         acc = rec["accuracy"]
         ones = next(v for k, v in acc.items() if k.startswith("fixed[[1,1") and k.endswith("/ridge"))
-        rows[f"{rec['ways']}-way {rec['shots']}-shot (accuracy)"] = dict(zip(ROWS, (acc["ai_learned"]["mean"], ones["mean"], acc["plain:simclr/ridge"]["mean"])))
+        rows[f"{rec['ways']}-way {rec['shots']}-shot (accuracy)"] = dict(
+            zip(ROWS, (acc["ai_learned"]["mean"], ones["mean"], acc["plain:simclr/ridge"]["mean"]))
+        )
     return rows
 
 
@@ -46,27 +50,48 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict]:
         values = {col: [s[row][col] for s in per_seed] for col in ROWS}
         gaps = [a - b for a, b in zip(values[ROWS[0]], values[ROWS[2]])]
         out[row] = {
-            **{col: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4), "per_seed": [round(x, 4) for x in v]} for col, v in values.items()},
-            "learned_minus_plain": {"mean": round(statistics.mean(gaps), 4), "sd": round(statistics.stdev(gaps), 4),
-                                    "seeds_learned_at_least_plain": sum(g >= 0 for g in gaps)},
+            **{
+                col: {
+                    "mean": round(statistics.mean(v), 4),
+                    "sd": round(statistics.stdev(v), 4),
+                    "per_seed": [round(x, 4) for x in v],
+                }
+                for col, v in values.items()
+            },
+            "learned_minus_plain": {
+                "mean": round(statistics.mean(gaps), 4),
+                "sd": round(statistics.stdev(gaps), 4),
+                "seeds_learned_at_least_plain": sum(g >= 0 for g in gaps),
+            },
         }
     return out
 
 
 def markdown(summary: dict[str, dict], seeds: int) -> str:
-    lines = [f"| row (test, {seeds} seeds) | " + " | ".join(f"{c}: mean ± sd" for c in ROWS) + " | learned i − SimCLR | seeds learned i ≥ SimCLR |",
-             "|" + " --- |" * 6]
+    lines = [
+        f"| row (test, {seeds} seeds) | "
+        + " | ".join(f"{c}: mean ± sd" for c in ROWS)
+        + " | learned i − SimCLR | seeds learned i ≥ SimCLR |",
+        "|" + " --- |" * 6,
+    ]
     for row, rec in summary.items():
         gap = rec["learned_minus_plain"]
-        lines.append(f"| {row} | " + " | ".join(f"{rec[c]['mean']:.3f} ± {rec[c]['sd']:.3f}" for c in ROWS)
-                     + f" | {gap['mean']:+.3f} ± {gap['sd']:.3f} | {gap['seeds_learned_at_least_plain']} of {seeds} |")
+        lines.append(
+            f"| {row} | "
+            + " | ".join(f"{rec[c]['mean']:.3f} ± {rec[c]['sd']:.3f}" for c in ROWS)
+            + f" | {gap['mean']:+.3f} ± {gap['sd']:.3f} | {gap['seeds_learned_at_least_plain']} of {seeds} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", required=True, help="comma-separated result.json files of demo runs")
-    parser.add_argument("--seeds", default=None, help="comma-separated seed of each run, for runs whose result.json predates its 'seed' field")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seed of each run, for runs whose result.json predates its 'seed' field",
+    )
     parser.add_argument("--out", default="benchmarks/results/demo_seeds.json")
     args = parser.parse_args()
     files = [Path(f) for f in args.results.split(",")]
@@ -74,8 +99,13 @@ def main() -> None:
     per_seed = [{**transfer_rows(r), **fewshot_rows(r)} for r in results]
     summary = summarise(per_seed)
     seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else [r.get("seed") for r in results]
-    record = {"runs": [{"file": str(f), "seed": seed, "wall_time_s": r["wall_time_s"]} for f, r, seed in zip(files, results, seeds)],
-              "summary": summary, "table_markdown": markdown(summary, len(results))}
+    record = {
+        "runs": [
+            {"file": str(f), "seed": seed, "wall_time_s": r["wall_time_s"]} for f, r, seed in zip(files, results, seeds)
+        ],
+        "summary": summary,
+        "table_markdown": markdown(summary, len(results)),
+    }
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(record["table_markdown"])
 

@@ -64,7 +64,9 @@ def measure_memory(name: str, width: float, batch: int, device: str, queue: mp.Q
     for _ in range(3):
         step()
     _sync(device)
-    queue.put({"peak_memory_mb": round(peak_memory_mb(device), 1), "parameters": sum(p.numel() for p in enc.parameters())})
+    queue.put(
+        {"peak_memory_mb": round(peak_memory_mb(device), 1), "parameters": sum(p.numel() for p in enc.parameters())}
+    )
 
 
 def time_steps(width: float, batch: int, device: str, repeats: int) -> dict[str, float]:
@@ -89,8 +91,13 @@ def measure_materialise(width: float, batch: int, device: str, repeats: int, que
         assert torch.allclose(plain(x), enc(x, i), atol=1e-4)
         hyper_s = _timed(lambda: enc(x, i), device, 2, repeats)
         plain_s = _timed(lambda: plain(x), device, 2, repeats)
-    queue.put({"hyper_forward_s": round(hyper_s, 4), "materialised_forward_s": round(plain_s, 4),
-               "hyper_over_materialised": round(hyper_s / plain_s, 3)})
+    queue.put(
+        {
+            "hyper_forward_s": round(hyper_s, 4),
+            "materialised_forward_s": round(plain_s, 4),
+            "hyper_over_materialised": round(hyper_s / plain_s, 3),
+        }
+    )
 
 
 def run_isolated(target, *args) -> dict:
@@ -111,7 +118,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encoders.json"))
     args = parser.parse_args()
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    results: dict[str, object] = {"device": device_name, "batch": args.batch, "views": 2, "image": "32x32", "optimizer": "AdamW(fused), zero_grad(set_to_none=False)"}
+    results: dict[str, object] = {
+        "device": device_name,
+        "batch": args.batch,
+        "views": 2,
+        "image": "32x32",
+        "optimizer": "AdamW(fused), zero_grad(set_to_none=False)",
+    }
     for width in (0.25, 0.5):
         hyper = run_isolated(measure_memory, "hyper_resnet18", width, args.batch, args.device)
         plain = run_isolated(measure_memory, "resnet18", width, args.batch, args.device)
@@ -119,10 +132,17 @@ def main() -> None:
         hyper["step_s"], plain["step_s"] = round(step_s["hyper_resnet18"], 4), round(step_s["resnet18"], 4)
         mat = run_isolated(measure_materialise, width, args.batch, args.device, args.repeats)
         ratio = hyper["step_s"] / plain["step_s"]
-        results[f"width_{width}"] = {"hyper_resnet18": hyper, "resnet18": plain, "hyper_over_plain": round(ratio, 3), "materialise": mat}
-        print(f"width {width}: step hyper {hyper['step_s']:.3f}s vs plain {plain['step_s']:.3f}s -> ratio {ratio:.3f} | "
-              f"peak {hyper['peak_memory_mb']:.0f} vs {plain['peak_memory_mb']:.0f} MB | params {hyper['parameters']:,} vs "
-              f"{plain['parameters']:,} | forward hyper/materialised {mat['hyper_over_materialised']:.3f}")
+        results[f"width_{width}"] = {
+            "hyper_resnet18": hyper,
+            "resnet18": plain,
+            "hyper_over_plain": round(ratio, 3),
+            "materialise": mat,
+        }
+        print(
+            f"width {width}: step hyper {hyper['step_s']:.3f}s vs plain {plain['step_s']:.3f}s -> ratio {ratio:.3f} | "
+            f"peak {hyper['peak_memory_mb']:.0f} vs {plain['peak_memory_mb']:.0f} MB | params {hyper['parameters']:,} vs "
+            f"{plain['parameters']:,} | forward hyper/materialised {mat['hyper_over_materialised']:.3f}"
+        )
     write_json(args.out, results)
 
 

@@ -44,8 +44,13 @@ SMOKE_LIMITS = {"tests": 240, "augment": 120, "encoders": 120, "pretrain": 240, 
 # ---------------------------------------------------------------- the parts (each runs in its own process)
 def part_tests(args: argparse.Namespace) -> dict[str, Any]:
     log = Path(args.out) / "pytest.log"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", str(ROOT / "tests" / "test_gpu.py")],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", str(ROOT / "tests" / "test_gpu.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
     log.write_text(proc.stdout + proc.stderr)
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", proc.stdout)}
     return {"exit": proc.returncode, **counts}
@@ -65,10 +70,16 @@ def part_augment(args: argparse.Namespace) -> dict[str, Any]:
     for size, src, batch in sizes:
         images = torch.randint(0, 256, (batch * (2 if args.smoke else 20), 3, src, src), dtype=torch.uint8)
         engine = time_engine(images.pin_memory() if args.device == "cuda" else images, size, batch, args.device)
-        torchvision = time_torchvision(images[: batch * (2 if args.smoke else 4)], size, batch, 0 if args.smoke else workers)
-        rec = {"source": f"{src}x{src}", "batch": batch, "engine_images_per_s": round(engine, 1),
-               f"torchvision_v2_dataloader_{workers}_workers_images_per_s": round(torchvision, 1),
-               "torchaug_images_per_s": _round(time_torchaug(images, size, batch, args.device))}
+        torchvision = time_torchvision(
+            images[: batch * (2 if args.smoke else 4)], size, batch, 0 if args.smoke else workers
+        )
+        rec = {
+            "source": f"{src}x{src}",
+            "batch": batch,
+            "engine_images_per_s": round(engine, 1),
+            f"torchvision_v2_dataloader_{workers}_workers_images_per_s": round(torchvision, 1),
+            "torchaug_images_per_s": _round(time_torchaug(images, size, batch, args.device)),
+        }
         out[f"{size}x{size}"] = rec
         print(f"augment {size}x{size}: {rec}", flush=True)
     share = dict(batch=8, steps=2, width=0.0625) if args.smoke else dict(batch=512, steps=20, width=0.5)
@@ -85,7 +96,11 @@ def part_encoders(args: argparse.Namespace) -> dict[str, Any]:
 
     from amortinv.encoders import build_encoder
 
-    configs = [("resnet18", 0.0625)] if args.smoke else [("resnet18", 0.25), ("resnet18", 0.5), ("resnet18", 1.0), ("resnet50", 1.0)]
+    configs = (
+        [("resnet18", 0.0625)]
+        if args.smoke
+        else [("resnet18", 0.25), ("resnet18", 0.5), ("resnet18", 1.0), ("resnet50", 1.0)]
+    )
     batch, repeats = (4, 1) if args.smoke else (128, 10)
     out: dict[str, Any] = {}
     for depth, width in configs:
@@ -111,10 +126,14 @@ def part_encoders(args: argparse.Namespace) -> dict[str, Any]:
                 _reset_peak(args.device)
                 seconds = _timed(step, args.device, warmup=2, repeats=repeats)
                 key = f"{name} width {width} {precision}"
-                out[key] = {"images_per_s": round(2 * batch / seconds, 1), "step_ms": round(1e3 * seconds, 2),
-                            "peak_memory_mb": _peak(args.device), "parameters": sum(p.numel() for p in enc.parameters())}
+                out[key] = {
+                    "images_per_s": round(2 * batch / seconds, 1),
+                    "step_ms": round(1e3 * seconds, 2),
+                    "peak_memory_mb": _peak(args.device),
+                    "parameters": sum(p.numel() for p in enc.parameters()),
+                }
                 print(f"encoders {key}: {out[key]}", flush=True)
-                del enc, opt, views
+                enc = opt = views = step = None  # free the device memory before the next model
     return out
 
 
@@ -124,7 +143,10 @@ def part_pretrain(args: argparse.Namespace) -> dict[str, Any]:
         steps = 2 if args.smoke else 30
         with tempfile.TemporaryDirectory() as tmp:
             result = _pretrain(args, Path(tmp) / "run", steps=steps, knn=False, **extra)
-        out[label] = {k: result.get(k) for k in ("steps", "wall_time_s", "images_per_s", "peak_memory_mb", "device", "precision", "global_batch")}
+        out[label] = {
+            k: result.get(k)
+            for k in ("steps", "wall_time_s", "images_per_s", "peak_memory_mb", "device", "precision", "global_batch")
+        }
         out[label]["steps_per_s"] = round(result["steps"] / result["wall_time_s"], 3)
         print(f"pretrain {label}: {out[label]}", flush=True)
     return out
@@ -135,7 +157,11 @@ def part_comparison(args: argparse.Namespace) -> dict[str, Any]:
     from amortinv.fewshot.command import fewshot_command
     from amortinv.transfer.command import transfer_command
 
-    throughput = json.loads((Path(args.out) / "pretrain.json").read_text()).get("result", {}) if (Path(args.out) / "pretrain.json").is_file() else {}
+    throughput = (
+        json.loads((Path(args.out) / "pretrain.json").read_text()).get("result", {})
+        if (Path(args.out) / "pretrain.json").is_file()
+        else {}
+    )
     seconds_per_step = max((1 / r["steps_per_s"] for r in throughput.values() if r.get("steps_per_s")), default=1.0)
     steps = 3 if args.smoke else max(50, min(20000, int(0.3 * args.limit / (2 * seconds_per_step))))
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
@@ -144,21 +170,45 @@ def part_comparison(args: argparse.Namespace) -> dict[str, Any]:
     for label, extra in (("AI-SimCLR", {}), ("SimCLR", {"encoder": "resnet18", "fixed_descriptor": "1,1"})):
         result = _pretrain(args, work / label, steps=steps, knn=True, **extra)
         runs[label] = work / label
-        out[label] = {"pretrain": {k: result.get(k) for k in ("steps", "epochs", "wall_time_s", "images_per_s", "knn_top1")}}
+        out[label] = {
+            "pretrain": {k: result.get(k) for k in ("steps", "epochs", "wall_time_s", "images_per_s", "knn_top1")}
+        }
         _save(args, "comparison", out)
     data = _data(args)
-    quick = dict(train_limit=64, test_limit=32, i_steps=2, eval_every=1, i_batch_size=16, lams="0.01") if args.smoke else {}
+    quick = (
+        dict(train_limit=64, test_limit=32, i_steps=2, eval_every=1, i_batch_size=16, lams="0.01") if args.smoke else {}
+    )
     start = time.perf_counter()
-    transfer = transfer_command(encoder=str(runs["AI-SimCLR"]), plain_encoders=str(runs["SimCLR"]), task="classification,rotation,colour",
-                                out=str(work / "transfer"), device=args.device, **data, **quick)
-    out["transfer"] = {task: {m: {"test": r["test"], **({"i": r["i"]} if "i" in r else {})} for m, r in rec["methods"].items()}
-                       for task, rec in transfer["tasks"].items()}
+    transfer = transfer_command(
+        encoder=str(runs["AI-SimCLR"]),
+        plain_encoders=str(runs["SimCLR"]),
+        task="classification,rotation,colour",
+        out=str(work / "transfer"),
+        device=args.device,
+        **data,
+        **quick,
+    )
+    out["transfer"] = {
+        task: {m: {"test": r["test"], **({"i": r["i"]} if "i" in r else {})} for m, r in rec["methods"].items()}
+        for task, rec in transfer["tasks"].items()
+    }
     out["transfer_wall_s"] = round(time.perf_counter() - start, 1)
     _save(args, "comparison", out)
-    fewshot = fewshot_command(encoder=str(runs["AI-SimCLR"]), plain_encoders=str(runs["SimCLR"]), episodes=3 if args.smoke else 300,
-                              ways=2 if args.smoke else 5, queries=2 if args.smoke else 15, out=str(work / "fewshot"), device=args.device,
-                              limit=64 if args.smoke else None, steps=2 if args.smoke else 20, **data)
-    out["fewshot"] = {setting: {m: v["mean"] for m, v in rec["accuracy"].items()} for setting, rec in fewshot["results"].items()}
+    fewshot = fewshot_command(
+        encoder=str(runs["AI-SimCLR"]),
+        plain_encoders=str(runs["SimCLR"]),
+        episodes=3 if args.smoke else 300,
+        ways=2 if args.smoke else 5,
+        queries=2 if args.smoke else 15,
+        out=str(work / "fewshot"),
+        device=args.device,
+        limit=64 if args.smoke else None,
+        steps=2 if args.smoke else 20,
+        **data,
+    )
+    out["fewshot"] = {
+        setting: {m: v["mean"] for m, v in rec["accuracy"].items()} for setting, rec in fewshot["results"].items()
+    }
     shutil.rmtree(work)  # the runs' weights never come back
     return out
 
@@ -209,9 +259,24 @@ def _pretrain(args: argparse.Namespace, out: Path, steps: int, knn: bool, **extr
     from amortinv.ssl.pretrain import run_pretrain
 
     tiny = {"batch_size": 8, "encoder_options": {"width": 0.0625}, "proj_hidden": 32, "proj_dim": 16, "knn_bank": 64}
-    full = {"batch_size": 512, "encoder_options": {"width": 0.5}, "precision": "bf16-mixed", "num_workers": 4, "lr": 2e-3}
-    cfg = PretrainConfig(**_data(args), **(tiny if args.smoke else full), epochs=1000, max_steps=steps, knn_eval=knn, progress=False,
-                         accelerator="gpu" if args.device == "cuda" else "cpu", out=str(out), **extra)
+    full = {
+        "batch_size": 512,
+        "encoder_options": {"width": 0.5},
+        "precision": "bf16-mixed",
+        "num_workers": 4,
+        "lr": 2e-3,
+    }
+    cfg = PretrainConfig(
+        **_data(args),
+        **(tiny if args.smoke else full),
+        epochs=1000,
+        max_steps=steps,
+        knn_eval=knn,
+        progress=False,
+        accelerator="gpu" if args.device == "cuda" else "cpu",
+        out=str(out),
+        **extra,
+    )
     return run_pretrain(cfg)
 
 
@@ -235,8 +300,10 @@ def summary(out: Path) -> str:
             lines.append(f"- **{part}**: not run")
             continue
         rec = json.loads(path.read_text())
-        lines.append(f"- **{part}** ({rec.get('status', 'ok')}, {rec.get('seconds', '?')} s, {rec.get('device')}): "
-                     + json.dumps(rec.get("result"))[:1500])
+        lines.append(
+            f"- **{part}** ({rec.get('status', 'ok')}, {rec.get('seconds', '?')} s, {rec.get('device')}): "
+            + json.dumps(rec.get("result"))[:1500]
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -253,9 +320,15 @@ def run_part(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for the results (JSON per part, summary.md, pytest.log)")
-    parser.add_argument("--cifar-root", default=str(ROOT / ".gpu_data" / "cifar10"), help="folder of CIFAR-10's train.npz and test.npz")
-    parser.add_argument("--budget", type=float, default=470.0, help="seconds for all parts (the comparison gets what is left)")
-    parser.add_argument("--smoke", action="store_true", help="every part on the CPU with tiny settings and synthetic data")
+    parser.add_argument(
+        "--cifar-root", default=str(ROOT / ".gpu_data" / "cifar10"), help="folder of CIFAR-10's train.npz and test.npz"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=470.0, help="seconds for all parts (the comparison gets what is left)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="every part on the CPU with tiny settings and synthetic data"
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts to run")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -270,24 +343,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.tiny = _write_tiny(Path(tempfile.mkdtemp(prefix="gpu_check_tiny_")))
     elif not (Path(args.cifar_root) / "train.npz").is_file():
-        parser.error(f"--cifar-root {args.cifar_root}: no train.npz there (copy ../shared/data/cifar10 into the repository, see the docstring)")
+        parser.error(
+            f"--cifar-root {args.cifar_root}: no train.npz there (copy ../shared/data/cifar10 into the repository, see the docstring)"
+        )
     deadline = time.monotonic() + args.budget
     failed = 0
     for part in args.parts.split(","):
         limit = SMOKE_LIMITS[part] if args.smoke else (PARTS[part] or max(30.0, deadline - time.monotonic() - 10))
-        cmd = [sys.executable, __file__, "--part", part, "--out", str(out), "--limit", str(limit), "--cifar-root", args.cifar_root,
-               *(["--smoke", "--tiny", args.tiny] if args.smoke else [])]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--part",
+            part,
+            "--out",
+            str(out),
+            "--limit",
+            str(limit),
+            "--cifar-root",
+            args.cifar_root,
+            *(["--smoke", "--tiny", args.tiny] if args.smoke else []),
+        ]
         start = time.perf_counter()
         print(f"== {part} (limit {limit:.0f} s)", flush=True)
         try:
-            proc = subprocess.run(cmd, timeout=limit, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True)
-            status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:] or ''}"
+            proc = subprocess.run(
+                cmd, timeout=limit, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, capture_output=True, text=True
+            )
+            status = (
+                "ok"
+                if proc.returncode == 0
+                else f"failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:] or ''}"
+            )
             print(proc.stdout[-3000:], proc.stderr[-3000:] if proc.returncode else "", flush=True)
         except subprocess.TimeoutExpired:
             status = f"cut off at its {limit:.0f} s limit"
         if status != "ok":
             failed += 1
-            previous = json.loads((out / f"{part}.json").read_text()).get("result", {}) if (out / f"{part}.json").is_file() else {}
+            previous = (
+                json.loads((out / f"{part}.json").read_text()).get("result", {})
+                if (out / f"{part}.json").is_file()
+                else {}
+            )
             _save(args, part, previous, status=status, seconds=round(time.perf_counter() - start, 1), limit_s=limit)
         (out / "summary.md").write_text(summary(out))
         print(f"== {part}: {status}", flush=True)
@@ -300,7 +396,9 @@ def _write_tiny(root: Path) -> str:
 
     rng = np.random.default_rng(0)
     for split, n in (("train", 96), ("test", 64)):
-        np.savez(root / f"{split}.npz", images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), labels=np.arange(n) % 4)
+        np.savez(
+            root / f"{split}.npz", images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), labels=np.arange(n) % 4
+        )
     return str(root)
 
 

@@ -40,8 +40,16 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/i_search.json")
     args = parser.parse_args()
     enc, space = load_encoder_and_space(args.encoder)
-    tasks = build_tasks(args.tasks.split(","), args.data, args.data_root, image_size=None, train_limit=args.train_limit,
-                        test_limit=100, val_fraction=0.15, seed=0)
+    tasks = build_tasks(
+        args.tasks.split(","),
+        args.data,
+        args.data_root,
+        image_size=None,
+        train_limit=args.train_limit,
+        test_limit=100,
+        val_fraction=0.15,
+        seed=0,
+    )
     results: dict = {"encoder": args.encoder, "data": args.data, "note": "validation scores only", "variants": {}}
     for name in args.variants.split(";"):
         v = VARIANTS[name]
@@ -51,12 +59,19 @@ def main() -> None:
         for task in tasks:
             start = time.perf_counter()
             rec = run_transfer(enc, task, space, ["ai_forward"], settings, log=lambda m: None)["ai_forward"]
-            rows[task.name] = {"val_score": rec["val_score"], "best_fixed_val": max(rec["candidates_val"].values()),
-                               "i": rec["i"], "start": rec["start"], "selected_step": rec["selected_step"],
-                               "time_s": round(time.perf_counter() - start, 1)}
+            rows[task.name] = {
+                "val_score": rec["val_score"],
+                "best_fixed_val": max(rec["candidates_val"].values()),
+                "i": rec["i"],
+                "start": rec["start"],
+                "selected_step": rec["selected_step"],
+                "time_s": round(time.perf_counter() - start, 1),
+            }
         results["variants"][name] = rows
         Path(args.out).write_text(json.dumps(results, indent=2))
-        print(name, {t: (r["val_score"], r["best_fixed_val"], list(r["i"].values())) for t, r in rows.items()}, flush=True)
+        print(
+            name, {t: (r["val_score"], r["best_fixed_val"], list(r["i"].values())) for t, r in rows.items()}, flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -21,15 +21,26 @@ from pathlib import Path
 import torch
 
 from amortinv.encoders import load_encoder
+from amortinv.features import frozen_features
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 from amortinv.transfer.command import build_tasks
-from amortinv.features import frozen_features
 from amortinv.transfer.data import prepare_batch
 from amortinv.transfer.probe import fit_probe
 
-COMMON = dict(method="simclr", space="groups2", data="shapes", batch_size=128, epochs=10_000, lr=2e-3, warmup_epochs=0.0,
-              proj_hidden=256, proj_dim=64, knn_eval=False, progress=False)
+COMMON = dict(
+    method="simclr",
+    space="groups2",
+    data="shapes",
+    batch_size=128,
+    epochs=10_000,
+    lr=2e-3,
+    warmup_epochs=0.0,
+    proj_hidden=256,
+    proj_dim=64,
+    knn_eval=False,
+    progress=False,
+)
 ENC = {"cifar_stem": True, "width": 0.125}
 VARIANTS = {
     "plain": dict(encoder="resnet18", fixed_descriptor="1,1"),
@@ -76,19 +87,44 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     space = InvarianceSpace.from_name("groups2")
-    tasks = build_tasks(["shape", "orientation", "position", "colour"], "shapes", None, image_size=None, train_limit=4000,
-                        test_limit=1000, val_fraction=0.15, seed=args.seed)
+    tasks = build_tasks(
+        ["shape", "orientation", "position", "colour"],
+        "shapes",
+        None,
+        image_size=None,
+        train_limit=4000,
+        test_limit=1000,
+        val_fraction=0.15,
+        seed=args.seed,
+    )
     for name in args.variants.split(","):
-        cfg = PretrainConfig(**{**COMMON, "encoder_options": ENC, **VARIANTS[name], "max_steps": args.steps, "seed": args.seed,
-                                "out": f"{args.runs}/{name}_{args.steps}"})
+        cfg = PretrainConfig(
+            **{
+                **COMMON,
+                "encoder_options": ENC,
+                **VARIANTS[name],
+                "max_steps": args.steps,
+                "seed": args.seed,
+                "out": f"{args.runs}/{name}_{args.steps}",
+            }
+        )
         start = time.perf_counter()
         pre = run_pretrain(cfg)
         enc = load_encoder(cfg.out).eval()
-        rec = {"config": VARIANTS[name], "steps": args.steps, "final_loss": pre["final_loss"], "pretrain_s": pre["wall_time_s"]}
+        rec = {
+            "config": VARIANTS[name],
+            "steps": args.steps,
+            "final_loss": pre["final_loss"],
+            "pretrain_s": pre["wall_time_s"],
+        }
         if enc.conditioned:
             ones = torch.ones(space.dim)
-            rec["val_probe"] = {space.label(d): probe_scores(enc, tasks, d) for d in [ones, *space.training_descriptors()[:-1]]}
-            rec["val_probe_bn_recalibrated_[1,1]"] = {t.name: probe_scores(recalibrated(enc, t.train[0], ones), [t], ones)[t.name] for t in tasks}
+            rec["val_probe"] = {
+                space.label(d): probe_scores(enc, tasks, d) for d in [ones, *space.training_descriptors()[:-1]]
+            }
+            rec["val_probe_bn_recalibrated_[1,1]"] = {
+                t.name: probe_scores(recalibrated(enc, t.train[0], ones), [t], ones)[t.name] for t in tasks
+            }
         else:
             rec["val_probe"] = {"plain": probe_scores(enc, tasks, None)}
         rec["total_s"] = round(time.perf_counter() - start, 1)

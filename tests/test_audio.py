@@ -10,7 +10,7 @@ import torch
 
 from amortinv import InvarianceSpace
 from amortinv.augment import audio_ops as A
-from amortinv.augment.audio import AUDIO_OPS, AudioAugment
+from amortinv.augment.audio import AudioAugment
 from amortinv.data import build_dataset
 from amortinv.encoders import build_encoder, load_encoder, save_encoder
 from amortinv.encoders.frontend import LogMel, default_frontend, mel_filterbank
@@ -25,7 +25,7 @@ def tones(freqs, n: int = 4000, amp: float = 0.5) -> torch.Tensor:
     t = torch.arange(n) / SR
     x = torch.stack([amp * torch.sin(2 * math.pi * f * t) for f in freqs])
     x[:, : n // 10] = 0
-    x[:, -n // 10:] = 0
+    x[:, -n // 10 :] = 0
     return x[:, None]
 
 
@@ -38,14 +38,25 @@ def one_hot(*names: str) -> torch.Tensor:
     return torch.tensor([1.0 if f in names else 0.0 for f in A7.factors])
 
 
-@pytest.mark.parametrize("op,identity,other", [
-    ("fade", (torch.zeros(2), torch.zeros(2), torch.tensor([0, 2])), (torch.full((2,), 0.4), torch.full((2,), 0.3), torch.tensor([0, 2]))),
-    ("add_noise", (torch.full((2,), float("inf")), torch.randn(2, 4000)), (torch.full((2,), 10.0), torch.randn(2, 4000))),
-    ("time_mask", (torch.full((2,), 0.4), torch.zeros(2)), (torch.full((2,), 0.4), torch.full((2,), 0.1))),
-    ("time_shift", (torch.zeros(2),), (torch.full((2,), 0.25),)),
-    ("time_stretch", (torch.ones(2),), (torch.tensor([0.7, 1.3]),)),
-    ("pitch_shift", (torch.zeros(2),), (torch.tensor([4.0, -4.0]),)),
-])
+@pytest.mark.parametrize(
+    "op,identity,other",
+    [
+        (
+            "fade",
+            (torch.zeros(2), torch.zeros(2), torch.tensor([0, 2])),
+            (torch.full((2,), 0.4), torch.full((2,), 0.3), torch.tensor([0, 2])),
+        ),
+        (
+            "add_noise",
+            (torch.full((2,), float("inf")), torch.randn(2, 4000)),
+            (torch.full((2,), 10.0), torch.randn(2, 4000)),
+        ),
+        ("time_mask", (torch.full((2,), 0.4), torch.zeros(2)), (torch.full((2,), 0.4), torch.full((2,), 0.1))),
+        ("time_shift", (torch.zeros(2),), (torch.full((2,), 0.25),)),
+        ("time_stretch", (torch.ones(2),), (torch.tensor([0.7, 1.3]),)),
+        ("pitch_shift", (torch.zeros(2),), (torch.tensor([4.0, -4.0]),)),
+    ],
+)
 def test_each_op_is_the_identity_at_its_identity_parameter_and_changes_the_clip_otherwise(op, identity, other):
     x = tones([440, 1000])[:, 0]
     same, changed = getattr(A, op)(x, *identity), getattr(A, op)(x, *other)
@@ -102,8 +113,16 @@ def test_log_mel_matches_librosa():
     ref_fb = librosa.filters.mel(sr=SR, n_fft=s["n_fft"], n_mels=s["n_mels"])
     np.testing.assert_allclose(mel_filterbank(SR, s["n_fft"], s["n_mels"]).numpy(), ref_fb, atol=1e-7)
     y = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
-    ref = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=s["n_fft"], hop_length=s["hop_length"], n_mels=s["n_mels"],
-                                         power=2.0, center=True, pad_mode="constant")
+    ref = librosa.feature.melspectrogram(
+        y=y,
+        sr=SR,
+        n_fft=s["n_fft"],
+        hop_length=s["hop_length"],
+        n_mels=s["n_mels"],
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+    )
     ours = LogMel(**s)(torch.from_numpy(y)[None, None])[0, 0].exp().numpy() - 1e-6
     assert ours.shape == ref.shape == (64, 101)
     np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * ref.max())
@@ -153,9 +172,14 @@ def test_audio_folder_labels_resampling_and_clear_errors(tmp_path):
     assert len(ds) == 4 and ds.classes == ["high", "low"] and ds[0][0].shape == (1, 2000)
     by_pattern = build_dataset("audiofolder", tmp_path, "train", labels=r"(?P<label>[a-z]+)_\d")
     assert by_pattern.targets.tolist() == ds.targets.tolist()
-    (tmp_path / "labels.csv").write_text("file,label\n" + "".join(f"{p.name},{'x' if 'low' in p.name else 'y'}\n"
-                                                                    for p in sorted((tmp_path / "train").rglob("*.wav"))))
-    assert sorted(build_dataset("audiofolder", tmp_path, "train", labels=str(tmp_path / "labels.csv")).classes) == ["x", "y"]
+    (tmp_path / "labels.csv").write_text(
+        "file,label\n"
+        + "".join(f"{p.name},{'x' if 'low' in p.name else 'y'}\n" for p in sorted((tmp_path / "train").rglob("*.wav")))
+    )
+    assert sorted(build_dataset("audiofolder", tmp_path, "train", labels=str(tmp_path / "labels.csv")).classes) == [
+        "x",
+        "y",
+    ]
     write_wav(tmp_path / "train" / "low" / "fast.wav", 0.3 * np.sin(2 * np.pi * 200 * np.arange(8000) / 16000), 16000)
     with pytest.raises(ValueError, match="different sample rates"):
         build_dataset("audiofolder", tmp_path, "train")
@@ -182,8 +206,21 @@ def make_audio_npz(folder: Path, n: int = 48, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         labels = np.arange(n) % 2
-        clips = [(0.4 * np.sin(2 * np.pi * (250 if y == 0 else 1200) * rng.uniform(0.9, 1.1) * np.arange(int(rng.integers(1500, 2500))) / SR)
-                  * 32767).astype(np.int16) for y in labels]
+        clips = [
+            (
+                0.4
+                * np.sin(
+                    2
+                    * np.pi
+                    * (250 if y == 0 else 1200)
+                    * rng.uniform(0.9, 1.1)
+                    * np.arange(int(rng.integers(1500, 2500)))
+                    / SR
+                )
+                * 32767
+            ).astype(np.int16)
+            for y in labels
+        ]
         offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])])
         np.savez(folder / f"{split}.npz", audio=np.concatenate(clips), offsets=offsets, labels=labels, sample_rate=SR)
     return folder
@@ -193,7 +230,13 @@ def test_generic_audio_npz(tmp_path):
     root = make_audio_npz(tmp_path / "npz", n=10)
     ds = build_dataset("audionpz", root, "test", clip_seconds=0.25)
     assert len(ds) == 10 and ds[3][0].shape == (1, 2000)
-    np.savez(tmp_path / "bad.npz", audio=np.zeros(5, np.int16), offsets=np.array([0, 5, 5]), labels=np.array([0, 1]), sample_rate=SR)
+    np.savez(
+        tmp_path / "bad.npz",
+        audio=np.zeros(5, np.int16),
+        offsets=np.array([0, 5, 5]),
+        labels=np.array([0, 1]),
+        sample_rate=SR,
+    )
     with pytest.raises(ValueError, match="clip 1 is empty"):
         build_dataset("audionpz", tmp_path / "bad.npz", "train")
     with pytest.raises(ValueError, match="no 'test' split"):
@@ -205,17 +248,80 @@ def test_audio_pretrain_transfer_and_fewshot_end_to_end(tmp_path):
 
     root = make_audio_npz(tmp_path / "tones")
     common = ["--data", "audionpz", "--data-root", str(root), "--clip-seconds", "0.25"]
-    main(["pretrain", *common, "--space", "audio7", "--batch-size", "16", "--epochs", "1", "--max-steps", "2",
-             "--encoder-options", "{width: 0.125}", "--out", str(tmp_path / "pre"), "--progress", "false"])
+    main(
+        [
+            "pretrain",
+            *common,
+            "--space",
+            "audio7",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--encoder-options",
+            "{width: 0.125}",
+            "--out",
+            str(tmp_path / "pre"),
+            "--progress",
+            "false",
+        ]
+    )
     result = json.loads((tmp_path / "pre" / "result.json").read_text())
-    assert result["steps"] == 2 and json.loads((tmp_path / "pre" / "encoder.json").read_text())["encoder"]["frontend"]["sample_rate"] == SR
-    main(["transfer", "--encoder", str(tmp_path / "pre"), "--data", "audionpz", "--data-root", str(root), "--task", "classification",
-             "--i-steps", "2", "--baselines", "", "--out", str(tmp_path / "tr"), "--device", "cpu"])
+    assert (
+        result["steps"] == 2
+        and json.loads((tmp_path / "pre" / "encoder.json").read_text())["encoder"]["frontend"]["sample_rate"] == SR
+    )
+    main(
+        [
+            "transfer",
+            "--encoder",
+            str(tmp_path / "pre"),
+            "--data",
+            "audionpz",
+            "--data-root",
+            str(root),
+            "--task",
+            "classification",
+            "--i-steps",
+            "2",
+            "--baselines",
+            "",
+            "--out",
+            str(tmp_path / "tr"),
+            "--device",
+            "cpu",
+        ]
+    )
     tr = json.loads((tmp_path / "tr" / "result.json").read_text())
     learned = tr["tasks"]["audionpz:classification"]["methods"]["ai_forward"]
     assert list(learned["i"]) == list(A7.factors) and 0 <= learned["test"]["top1"] <= 1
-    main(["fewshot", "--encoder", str(tmp_path / "pre"), "--data", "audionpz", "--data-root", str(root), "--ways", "2",
-             "--shots", "1", "--queries", "3", "--episodes", "3", "--steps", "1", "--out", str(tmp_path / "fs"), "--device", "cpu"])
+    main(
+        [
+            "fewshot",
+            "--encoder",
+            str(tmp_path / "pre"),
+            "--data",
+            "audionpz",
+            "--data-root",
+            str(root),
+            "--ways",
+            "2",
+            "--shots",
+            "1",
+            "--queries",
+            "3",
+            "--episodes",
+            "3",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "fs"),
+            "--device",
+            "cpu",
+        ]
+    )
     fs = json.loads((tmp_path / "fs" / "result.json").read_text())
     assert fs["kind"] == "classification" and fs["results"] and fs["space"]["name"] == "audio7"
 
@@ -226,17 +332,67 @@ def test_audio_measure_and_preview(tmp_path):
     root = make_audio_npz(tmp_path / "tones", n=12)
     enc = build_encoder("hyper_resnet18", 7, width=0.125, in_channels=1, frontend=default_frontend(SR))
     save_encoder(tmp_path / "enc", enc, metadata={"space": A7.to_config()})
-    main(["measure", "--encoder", str(tmp_path / "enc"), "--data", "audionpz", "--data-root", str(root), "--split", "test",
-          "--num-images", "4", "--reference-images", "6", "--descriptors", "1,1,1,1,1,1,1;0,1,1,1,1,1,1", "--transforms", "frequency",
-          "--out", str(tmp_path / "m"), "--device", "cpu"])
+    main(
+        [
+            "measure",
+            "--encoder",
+            str(tmp_path / "enc"),
+            "--data",
+            "audionpz",
+            "--data-root",
+            str(root),
+            "--split",
+            "test",
+            "--num-images",
+            "4",
+            "--reference-images",
+            "6",
+            "--descriptors",
+            "1,1,1,1,1,1,1;0,1,1,1,1,1,1",
+            "--transforms",
+            "frequency",
+            "--out",
+            str(tmp_path / "m"),
+            "--device",
+            "cpu",
+        ]
+    )
     table = json.loads((tmp_path / "m" / "invariance.json").read_text())
     for res in table["results"].values():
         assert list(res["transforms"]) == ["pitch_shift", "fade_in", "fade_out", "noise"]
         assert all(-1 <= r["cosine"] <= 1 for r in res["transforms"].values())
     with pytest.raises(SystemExit):
-        main(["measure", "--encoder", str(tmp_path / "enc"), "--data", "audionpz", "--data-root", str(root), "--transforms", "hue",
-              "--out", str(tmp_path / "m2")])
-    main(["preview", "--space", "audio7", "--data", "audionpz", "--data-root", str(root), "--num-images", "2",
-          "--out", str(tmp_path / "p.png"), "--wavs", "true"])
+        main(
+            [
+                "measure",
+                "--encoder",
+                str(tmp_path / "enc"),
+                "--data",
+                "audionpz",
+                "--data-root",
+                str(root),
+                "--transforms",
+                "hue",
+                "--out",
+                str(tmp_path / "m2"),
+            ]
+        )
+    main(
+        [
+            "preview",
+            "--space",
+            "audio7",
+            "--data",
+            "audionpz",
+            "--data-root",
+            str(root),
+            "--num-images",
+            "2",
+            "--out",
+            str(tmp_path / "p.png"),
+            "--wavs",
+            "true",
+        ]
+    )
     assert (tmp_path / "p.png").stat().st_size > 10_000
     assert len(list((tmp_path / "p_wavs").glob("*.wav"))) == 9 * 2 * 2  # original + 8 descriptors, 2 clips, 2 views

@@ -25,7 +25,9 @@ def smooth_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return (0.8 * x + 0.2 * torch.rand(n, 3, h, w, generator=g)).clamp(0, 1)
 
 
-@pytest.mark.parametrize("box,size", [((3, 5, 17, 21), (32, 32)), ((0, 0, 32, 32), (32, 32)), ((10, 2, 12, 30), (24, 40))])
+@pytest.mark.parametrize(
+    "box,size", [((3, 5, 17, 21), (32, 32)), ((0, 0, 32, 32), (32, 32)), ((10, 2, 12, 30), (24, 40))]
+)
 @pytest.mark.parametrize("flip", [False, True])
 def test_crop_flip_equals_torchvision_when_upscaling(box, size, flip):
     x = smooth_images(2, 32, 32)
@@ -43,17 +45,25 @@ def test_crop_downscaling_is_close_to_antialiased_resize():
     assert s == 5  # 200 rows onto 48: shrink 4.17, rounded up
     out = O.resized_crop_flip(x, boxes, torch.zeros(3, dtype=torch.bool), (48, 48), s)
     aliased = O.resized_crop_flip(x, boxes, torch.zeros(3, dtype=torch.bool), (48, 48), 1)
-    for k, (t, l, h, w) in enumerate(boxes.int().tolist()):
-        ref = TF.resized_crop(x[k], t, l, h, w, [48, 48], antialias=True)
+    for k, (t, lf, h, w) in enumerate(boxes.int().tolist()):
+        ref = TF.resized_crop(x[k], t, lf, h, w, [48, 48], antialias=True)
         err, plain = (out[k] - ref).abs().mean(), (aliased[k] - ref).abs().mean()
-        assert err < 0.02 and err < 0.5 * plain, f"supersampled crop strays from the antialiased resize: {err} vs {plain}"
+        assert err < 0.02 and err < 0.5 * plain, (
+            f"supersampled crop strays from the antialiased resize: {err} vs {plain}"
+        )
 
 
-@pytest.mark.parametrize("op,ref,factor", [
-    ("brightness", TF.adjust_brightness, 1.3), ("brightness", TF.adjust_brightness, 0.6),
-    ("contrast", TF.adjust_contrast, 1.4), ("contrast", TF.adjust_contrast, 0.7),
-    ("saturation", TF.adjust_saturation, 1.4), ("saturation", TF.adjust_saturation, 0.6),
-])
+@pytest.mark.parametrize(
+    "op,ref,factor",
+    [
+        ("brightness", TF.adjust_brightness, 1.3),
+        ("brightness", TF.adjust_brightness, 0.6),
+        ("contrast", TF.adjust_contrast, 1.4),
+        ("contrast", TF.adjust_contrast, 0.7),
+        ("saturation", TF.adjust_saturation, 1.4),
+        ("saturation", TF.adjust_saturation, 0.6),
+    ],
+)
 def test_linear_jitter_equals_torchvision(op, ref, factor):
     x = smooth_images(4, 20, 28)
     f = {k: torch.ones(4) for k in ("brightness", "contrast", "saturation")}
@@ -87,8 +97,10 @@ def test_grayscale_blur_solarize_equal_torchvision():
 def test_crop_boxes_follow_random_resized_crop():
     torch.manual_seed(0)
     ours = sample_crop_boxes(20000, 32, 48, (0.2, 1.0), (3 / 4, 4 / 3))
-    theirs = torch.tensor([T.RandomResizedCrop.get_params(torch.zeros(1, 32, 48), [0.2, 1.0], [3 / 4, 4 / 3])
-                           for _ in range(20000)], dtype=torch.float)
+    theirs = torch.tensor(
+        [T.RandomResizedCrop.get_params(torch.zeros(1, 32, 48), [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(20000)],
+        dtype=torch.float,
+    )
     for b in (ours, theirs):
         assert (b[:, 0] >= 0).all() and (b[:, 0] + b[:, 2] <= 32).all() and (b[:, 1] + b[:, 3] <= 48).all()
     area = lambda b: b[:, 2] * b[:, 3] / (32 * 48)  # noqa: E731
@@ -97,8 +109,11 @@ def test_crop_boxes_follow_random_resized_crop():
     assert abs(ours[:, 1].mean() - theirs[:, 1].mean()) < 0.3 and abs(ours[:, 0].mean() - theirs[:, 0].mean()) < 0.3
     # an image far outside the ratio range falls back to the clamped centre crop, as torchvision
     thin = sample_crop_boxes(4, 2, 100, (0.9, 1.0), (3 / 4, 4 / 3))
-    assert thin.tolist() == [[0.0, 48.0, 2.0, 3.0]] * 4 == [list(map(float, T.RandomResizedCrop.get_params(
-        torch.zeros(1, 2, 100), [0.9, 1.0], [3 / 4, 4 / 3])))] * 4
+    assert (
+        thin.tolist()
+        == [[0.0, 48.0, 2.0, 3.0]] * 4
+        == [list(map(float, T.RandomResizedCrop.get_params(torch.zeros(1, 2, 100), [0.9, 1.0], [3 / 4, 4 / 3])))] * 4
+    )
 
 
 def test_sampled_parameters_match_the_recipe():
@@ -181,7 +196,7 @@ def test_ordering_by_hue_position_makes_each_positions_hue_samples_one_run():
     for k in range(4):
         idx = ((q.jitter_order[:, k] == 3) & q.jitter).nonzero().squeeze(1)
         assert len(idx) > 20 and idx.tolist() == list(range(int(idx[0]), int(idx[0]) + len(idx)))
-    assert not q.jitter[-int((~p.jitter).sum()):].any()  # the samples without jitter come last
+    assert not q.jitter[-int((~p.jitter).sum()) :].any()  # the samples without jitter come last
     assert _by_hue_position(sample_view_params(("crop",), RECIPES["simclr"], 5, 8, 8)) is None
 
 

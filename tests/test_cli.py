@@ -25,11 +25,13 @@ def test_help_for_every_subcommand(capsys):
 
 def test_help_imports_neither_torch_nor_lightning():
     """`amortinv --help` and `amortinv SUB --help` answer without the heavy imports (they took 10-20 s)."""
-    check = ("import sys, contextlib, io\nfrom amortinv.cli import main\n"
-             "for argv in (['--help'], *[[name, '--help'] for name in ('pretrain', 'transfer', 'fewshot', 'measure', 'bound', 'demo')]):\n"
-             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-             "        main(argv)\n"
-             "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    check = (
+        "import sys, contextlib, io\nfrom amortinv.cli import main\n"
+        "for argv in (['--help'], *[[name, '--help'] for name in ('pretrain', 'transfer', 'fewshot', 'measure', 'bound', 'demo')]):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main(argv)\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -37,8 +39,23 @@ def test_help_imports_neither_torch_nor_lightning():
 
 def test_preview_on_shared_cifar10(cifar_root, tmp_path):
     out = tmp_path / "grid.png"
-    main(["preview", "--space", "groups2", "--data", "cifar10", "--data-root", str(cifar_root), "--split", "test",
-          "--num-images", "3", "--out", str(out)])
+    main(
+        [
+            "preview",
+            "--space",
+            "groups2",
+            "--data",
+            "cifar10",
+            "--data-root",
+            str(cifar_root),
+            "--split",
+            "test",
+            "--num-images",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     with Image.open(out) as im:
         w, h = im.size
         assert w > 300 and h > 200
@@ -49,7 +66,9 @@ def test_preview_from_yaml_config_and_user_space(cifar_root, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("name: geo\nfactors:\n  crop: [crop]\n  flip: [flip]\nmin_active: 1\n")
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"space: {space}\ndata: cifar10\ndata_root: {cifar_root}\nsplit: test\nnum_images: 2\nout: {tmp_path / 'a.png'}\n")
+    cfg.write_text(
+        f"space: {space}\ndata: cifar10\ndata_root: {cifar_root}\nsplit: test\nnum_images: 2\nout: {tmp_path / 'a.png'}\n"
+    )
     main(["preview", "--config", str(cfg), "--out", str(tmp_path / "b.png")])  # flags override the config
     assert (tmp_path / "b.png").is_file() and not (tmp_path / "a.png").exists()
 
@@ -64,10 +83,19 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args,line", [
-    (("bound", "--empirical", "nan"), "amortinv: error: --empirical: expected float or null, got nan (see: amortinv bound --help)"),
-    (("pretrain", "--batch-size", "abc"), "amortinv: error: --batch-size: expected int, got abc (see: amortinv pretrain --help)"),
-])
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (
+            ("bound", "--empirical", "nan"),
+            "amortinv: error: --empirical: expected float or null, got nan (see: amortinv bound --help)",
+        ),
+        (
+            ("pretrain", "--batch-size", "abc"),
+            "amortinv: error: --batch-size: expected int, got abc (see: amortinv pretrain --help)",
+        ),
+    ],
+)
 def test_a_value_of_the_wrong_type_is_named_in_one_short_line(args, line):
     proc = run_cli(*args)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == line
@@ -87,8 +115,24 @@ def test_export_round_trips_a_learned_descriptor(tmp_path, capsys):
     save_encoder(tmp_path / "run" / "encoder", enc, metadata={"space": space.to_config()})
     transfer = tmp_path / "transfer"
     transfer.mkdir()
-    (transfer / "result.json").write_text(json.dumps({"learned_i": {"colour": {"appearance": 0.15, "spatial": 0.8}, "shape": {"spatial": 1, "appearance": 1}}}))
-    main(["export", "--encoder", str(tmp_path / "run"), "--transfer", str(transfer), "--task", "colour", "--out", str(tmp_path / "exp")])
+    (transfer / "result.json").write_text(
+        json.dumps(
+            {"learned_i": {"colour": {"appearance": 0.15, "spatial": 0.8}, "shape": {"spatial": 1, "appearance": 1}}}
+        )
+    )
+    main(
+        [
+            "export",
+            "--encoder",
+            str(tmp_path / "run"),
+            "--transfer",
+            str(transfer),
+            "--task",
+            "colour",
+            "--out",
+            str(tmp_path / "exp"),
+        ]
+    )
     exported = load_encoder(tmp_path / "exp").eval()
     assert not exported.conditioned
     x = torch.rand(3, 3, 32, 32)
@@ -97,8 +141,12 @@ def test_export_round_trips_a_learned_descriptor(tmp_path, capsys):
     meta = json.loads((tmp_path / "exp" / "encoder.json").read_text())["metadata"]
     assert meta["descriptor"] == {"spatial": 0.8, "appearance": 0.15}
     assert "files written" in capsys.readouterr().out
-    for bad, message in ((["--transfer", str(transfer)], "several tasks"), (["--transfer", str(transfer), "--task", "pose"], "'pose' is not in"),
-                         ([], "exactly one of"), (["--descriptor", "0.5,2"], "[0, 1]")):
+    for bad, message in (
+        (["--transfer", str(transfer)], "several tasks"),
+        (["--transfer", str(transfer), "--task", "pose"], "'pose' is not in"),
+        ([], "exactly one of"),
+        (["--descriptor", "0.5,2"], "[0, 1]"),
+    ):
         with pytest.raises(SystemExit) as err:
             main(["export", "--encoder", str(tmp_path / "run"), "--out", str(tmp_path / "bad"), *bad])
         assert err.value.code == 2 and message in capsys.readouterr().err
@@ -120,9 +168,29 @@ def test_lazy_exports_resolve_to_the_objects_not_their_modules():
 
 
 def test_a_cli_run_prints_no_third_party_noise(tiny_npz, tmp_path):
-    out = run_cli("pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
-                  "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
-                  "--knn-eval", "false", "--progress", "false", "--out", str(tmp_path / "run"))
+    out = run_cli(
+        "pretrain",
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        "--batch-size",
+        "16",
+        "--max-steps",
+        "2",
+        "--encoder-options",
+        '{"cifar_stem": true, "width": 0.0625}',
+        "--proj-hidden",
+        "32",
+        "--proj-dim",
+        "16",
+        "--knn-eval",
+        "false",
+        "--progress",
+        "false",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout + out.stderr
     assert "pre-training done" in text
@@ -133,27 +201,44 @@ def test_a_cli_run_prints_no_third_party_noise(tiny_npz, tmp_path):
 def test_bad_options_and_configs_are_one_line(tmp_path):
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("lr: [1\n")
-    for args, words in ((["transfer", "--encoder", "x", "--bogus", "3"], "unrecognized arguments: --bogus"),
-                        (["transfer", "--encoder", "x", "--lr-i", "abc"], "--lr-i: expected float, got abc"),
-                        (["pretrain", "--config", str(bad_config)], "Problems parsing config"),
-                        (["nosuch"], "invalid choice: 'nosuch'")):
+    for args, words in (
+        (["transfer", "--encoder", "x", "--bogus", "3"], "unrecognized arguments: --bogus"),
+        (["transfer", "--encoder", "x", "--lr-i", "abc"], "--lr-i: expected float, got abc"),
+        (["pretrain", "--config", str(bad_config)], "Problems parsing config"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+    ):
         out = run_cli(*args)
         lines = out.stderr.strip().splitlines()
-        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("amortinv: error:") and words in lines[0], out.stderr
+        assert (
+            out.returncode == 2 and len(lines) == 1 and lines[0].startswith("amortinv: error:") and words in lines[0]
+        ), out.stderr
 
 
 def test_inputs_that_cannot_work_are_refused_before_any_work(tmp_path, capsys):
     import torch
 
-    cases = [(["bound", "--empirical", "1.5", "--n", "100", "--x-norm", "1", "--b-norm", "1"], "--empirical must be a loss in [0"),
-             (["bound", "--empirical", "nan", "--n", "100", "--x-norm", "1", "--b-norm", "1"], "empirical"),
-             (["pretrain", "--max-steps", "0", "--out", str(tmp_path / "p")], "--max-steps must be >= 1"),
-             (["pretrain", "--temperature", "0", "--out", str(tmp_path / "p")], "--temperature must be > 0"),
-             (["transfer", "--encoder", "x", "--batch-size", "0", "--out", str(tmp_path / "t")], "--batch-size must be >= 1")]
+    cases = [
+        (
+            ["bound", "--empirical", "1.5", "--n", "100", "--x-norm", "1", "--b-norm", "1"],
+            "--empirical must be a loss in [0",
+        ),
+        (["bound", "--empirical", "nan", "--n", "100", "--x-norm", "1", "--b-norm", "1"], "empirical"),
+        (["pretrain", "--max-steps", "0", "--out", str(tmp_path / "p")], "--max-steps must be >= 1"),
+        (["pretrain", "--temperature", "0", "--out", str(tmp_path / "p")], "--temperature must be > 0"),
+        (
+            ["transfer", "--encoder", "x", "--batch-size", "0", "--out", str(tmp_path / "t")],
+            "--batch-size must be >= 1",
+        ),
+    ]
     if not torch.cuda.is_available():
-        cases += [(["pretrain", "--accelerator", "gpu", "--out", str(tmp_path / "p")], "no CUDA GPU is visible"),
-                  (["transfer", "--encoder", "x", "--device", "cuda", "--out", str(tmp_path / "t")], "no CUDA GPU is visible"),
-                  (["demo", "--device", "cuda", "--out", str(tmp_path / "d")], "no CUDA GPU is visible")]
+        cases += [
+            (["pretrain", "--accelerator", "gpu", "--out", str(tmp_path / "p")], "no CUDA GPU is visible"),
+            (
+                ["transfer", "--encoder", "x", "--device", "cuda", "--out", str(tmp_path / "t")],
+                "no CUDA GPU is visible",
+            ),
+            (["demo", "--device", "cuda", "--out", str(tmp_path / "d")], "no CUDA GPU is visible"),
+        ]
     for args, words in cases:
         with pytest.raises(SystemExit) as err:
             main(args)
@@ -186,17 +271,49 @@ def test_more_bad_inputs_are_one_line(tiny_npz, tmp_path, capsys):
     from amortinv.encoders import build_encoder, save_encoder
     from amortinv.spaces import InvarianceSpace
 
-    save_encoder(tmp_path / "enc" / "encoder", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
-                 metadata={"space": InvarianceSpace.from_name("groups2").to_config()})
-    cases = [(["pretrain", "--data", "npz", "--data-root", str(empty), "--out", str(tmp_path / "p")], "holds no images"),
-             (["transfer", "--encoder", str(tmp_path / "enc"), "--data", "npz", "--data-root", str(one_class), "--out", str(tmp_path / "t")], "single class"),
-             (["transfer", "--encoder", str(tmp_path / "enc"), "--data", "npz", "--data-root", str(tiny_npz), "--train-limit", "4",
-               "--out", str(tmp_path / "t")], "too few"),
-             (["transfer", "--encoder", str(lying), "--out", str(tmp_path / "t")], "is not an amortinv encoder config"),
-             (["preview", "--space", str(latin), "--out", str(tmp_path / "x.png")], "not UTF-8"),
-             (["preview", "--image-size", "0", "--out", str(tmp_path / "x.png")], "--image-size must be >= 8"),
-             (["preview", "--out", str(a_file / "grid.png")], "is a file, not a folder"),
-             (["transfer", "--encoder", str(tmp_path / "enc"), "--out", str(a_file / "t")], "is a file, not a folder")]
+    save_encoder(
+        tmp_path / "enc" / "encoder",
+        build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
+        metadata={"space": InvarianceSpace.from_name("groups2").to_config()},
+    )
+    cases = [
+        (["pretrain", "--data", "npz", "--data-root", str(empty), "--out", str(tmp_path / "p")], "holds no images"),
+        (
+            [
+                "transfer",
+                "--encoder",
+                str(tmp_path / "enc"),
+                "--data",
+                "npz",
+                "--data-root",
+                str(one_class),
+                "--out",
+                str(tmp_path / "t"),
+            ],
+            "single class",
+        ),
+        (
+            [
+                "transfer",
+                "--encoder",
+                str(tmp_path / "enc"),
+                "--data",
+                "npz",
+                "--data-root",
+                str(tiny_npz),
+                "--train-limit",
+                "4",
+                "--out",
+                str(tmp_path / "t"),
+            ],
+            "too few",
+        ),
+        (["transfer", "--encoder", str(lying), "--out", str(tmp_path / "t")], "is not an amortinv encoder config"),
+        (["preview", "--space", str(latin), "--out", str(tmp_path / "x.png")], "not UTF-8"),
+        (["preview", "--image-size", "0", "--out", str(tmp_path / "x.png")], "--image-size must be >= 8"),
+        (["preview", "--out", str(a_file / "grid.png")], "is a file, not a folder"),
+        (["transfer", "--encoder", str(tmp_path / "enc"), "--out", str(a_file / "t")], "is a file, not a folder"),
+    ]
     for args, words in cases:
         with pytest.raises(SystemExit) as err:
             main(args)

@@ -33,12 +33,20 @@ def test_the_parameter_vector_remakes_the_views_it_came_with(images):
 
 
 def test_the_vector_reads_each_op_as_documented():
-    p = ViewParams(boxes=torch.tensor([[4.0, 8.0, 16.0, 8.0]]), flip=torch.tensor([True]), jitter=torch.tensor([False]),
-                   jitter_factors=torch.tensor([[1.2, 0.7, 1.1, 0.05]]), jitter_order=torch.tensor([[3, 0, 2, 1]]),
-                   blur=torch.tensor([True]), blur_sigma=torch.tensor([0.8]))
+    p = ViewParams(
+        boxes=torch.tensor([[4.0, 8.0, 16.0, 8.0]]),
+        flip=torch.tensor([True]),
+        jitter=torch.tensor([False]),
+        jitter_factors=torch.tensor([[1.2, 0.7, 1.1, 0.05]]),
+        jitter_order=torch.tensor([[3, 0, 2, 1]]),
+        blur=torch.tensor([True]),
+        blur_sigma=torch.tensor([0.8]),
+    )
     row = dict(zip(PARAM_NAMES, p.vector(32, 32)[0].tolist()))
     assert (row["crop_top"], row["crop_left"], row["crop_height"], row["crop_width"]) == (0.125, 0.25, 0.5, 0.25)
-    assert row["flip"] == 1 and row["grayscale"] == 0 and row["solarize"] == 0 and row["blur_sigma"] == pytest.approx(0.8)
+    assert (
+        row["flip"] == 1 and row["grayscale"] == 0 and row["solarize"] == 0 and row["blur_sigma"] == pytest.approx(0.8)
+    )
     assert [row[k] for k in ("brightness", "contrast", "saturation", "hue")] == [1, 1, 1, 0]  # not jittered: identity
     p.jitter = torch.tensor([True])
     row = dict(zip(PARAM_NAMES, p.vector(32, 32)[0].tolist()))
@@ -58,7 +66,10 @@ def test_looc_keys_share_exactly_the_left_out_factor(images):
     views = Recording(SPACE, 24).leave_one_out_views(images, [1, 1], SPACE.factors)
     assert len(views) == 4 and all(v.shape == (8, 3, 24, 24) for v in views)
     query, k0, *keys = made
-    fields = {"spatial": ("boxes", "flip"), "appearance": ("jitter", "jitter_factors", "jitter_order", "grayscale", "blur", "blur_sigma")}
+    fields = {
+        "spatial": ("boxes", "flip"),
+        "appearance": ("jitter", "jitter_factors", "jitter_order", "grayscale", "blur", "blur_sigma"),
+    }
     for factor, key in zip(SPACE.factors, keys):
         for f, names in fields.items():
             for name in names:
@@ -107,12 +118,30 @@ class _StopAfterEpoch(L.Callback):
 
 
 def _cfg(root, out, competitor: str, method: str = "simclr", **kw) -> PretrainConfig:  # noqa: ANN001
-    return PretrainConfig(method=method, competitor=competitor, encoder="resnet18", fixed_descriptor="1,1", data="npz", data_root=str(root),
-                          batch_size=16, epochs=2, seed=5, encoder_options={"width": 0.0625}, proj_hidden=32, proj_dim=16, queue_size=64,
-                          knn_eval=False, progress=False, out=str(out), **kw)
+    return PretrainConfig(
+        method=method,
+        competitor=competitor,
+        encoder="resnet18",
+        fixed_descriptor="1,1",
+        data="npz",
+        data_root=str(root),
+        batch_size=16,
+        epochs=2,
+        seed=5,
+        encoder_options={"width": 0.0625},
+        proj_hidden=32,
+        proj_dim=16,
+        queue_size=64,
+        knn_eval=False,
+        progress=False,
+        out=str(out),
+        **kw,
+    )
 
 
-@pytest.mark.parametrize("competitor,method", [("augself", "simclr"), ("augself", "mocov2"), ("cassle", "simclr"), ("looc", "simclr")])
+@pytest.mark.parametrize(
+    "competitor,method", [("augself", "simclr"), ("augself", "mocov2"), ("cassle", "simclr"), ("looc", "simclr")]
+)
 def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method):
     run_pretrain(_cfg(tiny_npz, tmp_path / "full", competitor, method))
     run_pretrain(_cfg(tiny_npz, tmp_path / "cut", competitor, method), callbacks=[_StopAfterEpoch()])
@@ -121,7 +150,11 @@ def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     c = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     d = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    extra = [k for k in c if k.startswith(("objective.augself", "objective.augmentation_embedding", "objective.projector.heads.2"))]
+    extra = [
+        k
+        for k in c
+        if k.startswith(("objective.augself", "objective.augmentation_embedding", "objective.projector.heads.2"))
+    ]
     assert extra, "the competitor's own modules are in the checkpoint"
     assert all(torch.allclose(c[k].float(), d[k].float(), atol=1e-6) for k in extra)
     result = json.loads((tmp_path / "full" / "result.json").read_text())
@@ -133,7 +166,9 @@ def test_competitor_settings_are_refused_in_one_line(tiny_npz, tmp_path):
         _cfg(tiny_npz, tmp_path, "looc", "mocov2")
     with pytest.raises(ValueError, match="give --fixed-descriptor"):
         PretrainConfig(competitor="augself")
-    with pytest.raises(ValueError, match=r"unknown competitor .byol. \(--competitor\); choose from augself, cassle, looc"):
+    with pytest.raises(
+        ValueError, match=r"unknown competitor .byol. \(--competitor\); choose from augself, cassle, looc"
+    ):
         PretrainConfig(competitor="byol", fixed_descriptor="1,1")
 
 

@@ -22,9 +22,15 @@ def test_each_pretraining_config_loads_and_states_only_non_defaults(path):
     cfg = PretrainConfig(**raw)  # every rule of the settings holds
     defaults = {f.name: f.default for f in fields(PretrainConfig) if f.default is not f.default_factory}
     defaults.update(METHOD_DEFAULTS[cfg.method])  # what None stands for
-    repeated = sorted(k for k, v in raw.items() if k in defaults and k not in EXPERIMENT_KEYS | {"encoder_options"} and v == defaults[k])
+    repeated = sorted(
+        k
+        for k, v in raw.items()
+        if k in defaults and k not in EXPERIMENT_KEYS | {"encoder_options"} and v == defaults[k]
+    )
     family = ENCODER_DEFAULTS["vit" if "vit" in cfg.encoder else "resnet"]
-    repeated += sorted(f"encoder_options.{k}" for k, v in (raw.get("encoder_options") or {}).items() if family.get(k, object()) == v)
+    repeated += sorted(
+        f"encoder_options.{k}" for k, v in (raw.get("encoder_options") or {}).items() if family.get(k, object()) == v
+    )
     assert not repeated, f"{path.name} repeats defaults: {repeated}"
     if cfg.fixed_descriptor is None:
         assert "ones_share" in raw, f"{path.name}: an AI run states ones_share, the setting that changed the results"

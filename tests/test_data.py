@@ -51,7 +51,11 @@ def test_generic_npz_classification_and_regression(tmp_path):
     np.savez(tmp_path / "cls.npz", images=rng.integers(0, 255, (5, 8, 8, 3), dtype=np.uint8), labels=np.arange(5))
     ds = build_dataset("npz", tmp_path / "cls.npz")
     assert ds[0][0].shape == (3, 8, 8) and ds.task == "classification"
-    np.savez(tmp_path / "train.npz", images=rng.integers(0, 255, (5, 3, 8, 8), dtype=np.uint8), targets=rng.normal(size=(5, 4)))
+    np.savez(
+        tmp_path / "train.npz",
+        images=rng.integers(0, 255, (5, 3, 8, 8), dtype=np.uint8),
+        targets=rng.normal(size=(5, 4)),
+    )
     reg = build_dataset("npz", tmp_path, "train")
     assert reg.task == "regression" and reg.targets.shape == (5, 4) and reg.targets.dtype == torch.float32
     np.savez(tmp_path / "grey.npz", images=np.zeros((2, 8, 8), np.uint8), targets=np.ones(2))
@@ -117,13 +121,35 @@ def test_a_single_npz_file_is_never_its_own_test_split(tiny_npz, tmp_path, capsy
     assert len(build_dataset("npz", str(single), "train")) == 96
     with pytest.raises(ValueError, match="has no 'test' split"):
         build_dataset("npz", str(single), "test")
-    result = run_pretrain(PretrainConfig(data="npz", data_root=str(single), batch_size=16, max_steps=2, progress=False,
-                                         encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16,
-                                         out=str(tmp_path / "pre")))
+    result = run_pretrain(
+        PretrainConfig(
+            data="npz",
+            data_root=str(single),
+            batch_size=16,
+            max_steps=2,
+            progress=False,
+            encoder_options={"cifar_stem": True, "width": 0.0625},
+            proj_hidden=32,
+            proj_dim=16,
+            out=str(tmp_path / "pre"),
+        )
+    )
     assert "knn_top1" not in result  # no test split, so no kNN accuracy (never measured on the training images)
     assert "no kNN evaluation" in capsys.readouterr().err  # and the run says so
     with pytest.raises(SystemExit):
-        main(["transfer", "--encoder", str(tmp_path / "pre"), "--data", "npz", "--data-root", str(single), "--out", str(tmp_path / "t")])
+        main(
+            [
+                "transfer",
+                "--encoder",
+                str(tmp_path / "pre"),
+                "--data",
+                "npz",
+                "--data-root",
+                str(single),
+                "--out",
+                str(tmp_path / "t"),
+            ]
+        )
     assert "has no 'test' split" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 

@@ -45,8 +45,14 @@ def worker(rank: int, world: int, init_file: str, queue) -> None:  # noqa: ANN00
         loss.backward()
         mean_loss = loss.detach().clone()
         dist.all_reduce(mean_loss)
-        queue.put((rank, all(torch.equal(everyone[0], e) for e in everyone), (mean_loss / world).item(),
-                   [p.grad.numpy().copy() for p in model.parameters()]))  # by value: no shared memory
+        queue.put(
+            (
+                rank,
+                all(torch.equal(everyone[0], e) for e in everyone),
+                (mean_loss / world).item(),
+                [p.grad.numpy().copy() for p in model.parameters()],
+            )
+        )  # by value: no shared memory
     finally:
         dist.destroy_process_group()
 
@@ -75,10 +81,39 @@ def test_two_ranks_match_one_process(tmp_path):
 @pytest.mark.parametrize("extra", [["--method", "simclr"], ["--method", "mocov2", "--queue-size", "32"]])
 def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "amortinv.cli", "pretrain", *extra, "--data", "npz", "--data-root", str(tiny_npz),
-           "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "8", "--max-steps", "3",
-           "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
-           "--knn-eval", "false", "--progress", "false", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "amortinv.cli",
+        "pretrain",
+        *extra,
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "3",
+        "--encoder-options",
+        '{"cifar_stem": true, "width": 0.0625}',
+        "--proj-hidden",
+        "32",
+        "--proj-dim",
+        "16",
+        "--knn-eval",
+        "false",
+        "--progress",
+        "false",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -92,7 +127,7 @@ def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
         assert sum(counts) == 3 and state["objective.queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]
 
 
-PREEMPTED_DDP_RUN = '''
+PREEMPTED_DDP_RUN = """
 import os, signal, sys
 import lightning as L
 from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
@@ -107,7 +142,7 @@ cfg = PretrainConfig(method="simclr", data="npz", data_root=sys.argv[3], batch_s
                      encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16, knn_eval=False,
                      progress=False, out=out, accelerator="cpu", devices=2, strategy="ddp", resume="last" if mode == "resume" else None)
 run_pretrain(cfg, callbacks=[Preempt()] if mode == "cut" else [])
-'''
+"""
 
 
 def test_sigterm_under_ddp_exits_143_on_every_rank_and_resume_ends_as_the_uninterrupted_run(tiny_npz, tmp_path):
@@ -118,8 +153,14 @@ def test_sigterm_under_ddp_exits_143_on_every_rank_and_resume_ends_as_the_uninte
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def launch(out: str, mode: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), str(tmp_path / out), mode, str(tiny_npz)], capture_output=True,
-                              text=True, timeout=300, env=env, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, str(script), str(tmp_path / out), mode, str(tiny_npz)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=tmp_path,
+        )
 
     assert launch("full", "full").returncode == 0
     cut = launch("cut", "cut")

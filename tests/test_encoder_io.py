@@ -105,7 +105,9 @@ def test_non_square_images_need_an_image_size(tmp_path):
     for split in ("train", "test"):
         np.savez(tmp_path / f"{split}.npz", images=np.zeros((32, 17, 5, 3), np.uint8), labels=np.arange(32) % 2)
     with pytest.raises(ValueError, match="17x5, not square: pass --image-size"):
-        run_pretrain(PretrainConfig(data="npz", data_root=str(tmp_path), batch_size=16, max_steps=1, out=str(tmp_path / "run")))
+        run_pretrain(
+            PretrainConfig(data="npz", data_root=str(tmp_path), batch_size=16, max_steps=1, out=str(tmp_path / "run"))
+        )
     assert not (tmp_path / "run").exists()
 
 
@@ -115,11 +117,19 @@ def test_streamed_safetensors_read_back_with_the_library_bit_for_bit(tmp_path):
 
     from amortinv.encoders.io import write_safetensors
 
-    tensors = {"w": torch.randn(3, 4), "step": torch.tensor(7), "half": torch.randn(5).to(torch.bfloat16),
-               "strided": torch.randn(4, 6)[:, ::2], "empty": torch.zeros(0, 3), "mask": torch.tensor([True, False])}
+    tensors = {
+        "w": torch.randn(3, 4),
+        "step": torch.tensor(7),
+        "half": torch.randn(5).to(torch.bfloat16),
+        "strided": torch.randn(4, 6)[:, ::2],
+        "empty": torch.zeros(0, 3),
+        "mask": torch.tensor([True, False]),
+    }
     write_safetensors(tmp_path / "x.safetensors", tensors, metadata={"format": "test"})
     back = load_file(str(tmp_path / "x.safetensors"))
-    assert set(back) == set(tensors) and all(torch.equal(back[k], v) and back[k].dtype == v.dtype for k, v in tensors.items())
+    assert set(back) == set(tensors) and all(
+        torch.equal(back[k], v) and back[k].dtype == v.dtype for k, v in tensors.items()
+    )
     with safe_open(str(tmp_path / "x.safetensors"), "pt") as f:
         assert f.metadata() == {"format": "test"}
     assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"]  # no temporary file left

@@ -42,7 +42,12 @@ def encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def audio_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("audio")
     rng = np.random.default_rng(0)
-    np.savez(root / "clips.npz", audio=rng.normal(0, 0.1, (12, 800)).astype(np.float32), labels=np.arange(12) % 3, sample_rate=8000)
+    np.savez(
+        root / "clips.npz",
+        audio=rng.normal(0, 0.1, (12, 800)).astype(np.float32),
+        labels=np.arange(12) % 3,
+        sample_rate=8000,
+    )
     return root / "clips.npz"
 
 
@@ -57,22 +62,37 @@ def refused(capsys: pytest.CaptureFixture, *argv: str) -> str:
 
 
 def small(root: Path, out: Path, **kw: object) -> PretrainConfig:
-    base = dict(method="simclr", data="npz", data_root=str(root), batch_size=16, epochs=1, encoder_options=TINY_MODEL,
-                proj_hidden=32, proj_dim=16, knn_eval=False, progress=False, out=str(out), seed=3)
+    base = dict(
+        method="simclr",
+        data="npz",
+        data_root=str(root),
+        batch_size=16,
+        epochs=1,
+        encoder_options=TINY_MODEL,
+        proj_hidden=32,
+        proj_dim=16,
+        knn_eval=False,
+        progress=False,
+        out=str(out),
+        seed=3,
+    )
     return PretrainConfig(**{**base, **kw})
 
 
 # ---------------------------------------------------------------- settings checked where they are defined
-@pytest.mark.parametrize("argv, names", [
-    (["pretrain", "--knn-bank", "-1"], "--knn-bank"),
-    (["pretrain", "--method", "mocov2", "--queue-size", "1000000000000"], "465.7 TiB"),
-    (["pretrain", "--sample-rate", "0"], "--sample-rate"),
-    (["pretrain", "--sample-rate", "-8000"], "--sample-rate"),
-    (["pretrain", "--lr", "nan"], "--lr"),
-    (["pretrain", "--momentum", "1.5"], "--momentum"),
-    (["pretrain", "--ones-share", "inf"], "--ones-share"),
-    (["pretrain", "--weight-decay", "-1"], "--weight-decay"),
-])
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["pretrain", "--knn-bank", "-1"], "--knn-bank"),
+        (["pretrain", "--method", "mocov2", "--queue-size", "1000000000000"], "465.7 TiB"),
+        (["pretrain", "--sample-rate", "0"], "--sample-rate"),
+        (["pretrain", "--sample-rate", "-8000"], "--sample-rate"),
+        (["pretrain", "--lr", "nan"], "--lr"),
+        (["pretrain", "--momentum", "1.5"], "--momentum"),
+        (["pretrain", "--ones-share", "inf"], "--ones-share"),
+        (["pretrain", "--weight-decay", "-1"], "--weight-decay"),
+    ],
+)
 def test_pretrain_settings_refuse_out_of_range_values_before_any_work(argv, names, tmp_path, capsys):
     line = refused(capsys, *argv, "--out", str(tmp_path / "run"))
     assert names in line
@@ -82,28 +102,56 @@ def test_pretrain_settings_refuse_out_of_range_values_before_any_work(argv, name
 def test_encoder_options_are_merged_over_the_family_defaults():
     assert PretrainConfig(encoder_options={"width": 0.5}).encoder_options == {"cifar_stem": True, "width": 0.5}
     assert PretrainConfig(encoder_options={"cifar_stem": False}).encoder_options == {"cifar_stem": False, "width": 0.25}
-    assert PretrainConfig(encoder="prompt_vit_tiny", encoder_options={"img_size": 32}).encoder_options == {"img_size": 32}
+    assert PretrainConfig(encoder="prompt_vit_tiny", encoder_options={"img_size": 32}).encoder_options == {
+        "img_size": 32
+    }
 
 
-@pytest.mark.parametrize("argv, names", [
-    (["--lams", "nan"], "--lams"),
-    (["--lams", "1,-1"], "--lams"),
-    (["--lrs", "inf"], "--lrs"),
-    (["--val-fraction", "0"], "--val-fraction"),
-    (["--test-limit", "0"], "--test-limit"),
-    (["--methods", "ai"], "plain encoder"),
-])
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["--lams", "nan"], "--lams"),
+        (["--lams", "1,-1"], "--lams"),
+        (["--lrs", "inf"], "--lrs"),
+        (["--val-fraction", "0"], "--val-fraction"),
+        (["--test-limit", "0"], "--test-limit"),
+        (["--methods", "ai"], "plain encoder"),
+    ],
+)
 def test_transfer_refuses_bad_values_and_learners_that_do_not_apply(encoders, tiny_npz, argv, names, tmp_path, capsys):
     encoder = encoders["plain"] if "--methods" in argv else encoders["hyper"]
-    line = refused(capsys, "transfer", "--encoder", str(encoder), "--data", "npz", "--data-root", str(tiny_npz), *argv,
-                   "--out", str(tmp_path / "t"))
+    line = refused(
+        capsys,
+        "transfer",
+        "--encoder",
+        str(encoder),
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        *argv,
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert names in line
     assert not (tmp_path / "t").exists()
 
 
 def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(encoders, tiny_npz, tmp_path, capsys):
-    line = refused(capsys, "fewshot", "--encoder", str(encoders["hyper"]), "--data", "npz", "--data-root", str(tiny_npz),
-                   "--limit", "0", "--out", str(tmp_path / "f"))
+    line = refused(
+        capsys,
+        "fewshot",
+        "--encoder",
+        str(encoders["hyper"]),
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        "--limit",
+        "0",
+        "--out",
+        str(tmp_path / "f"),
+    )
     assert "--limit" in line and not (tmp_path / "f").exists()
 
 
@@ -116,34 +164,82 @@ def test_export_refuses_a_folder_holding_a_run_unless_overwrite(encoders, tmp_pa
     line = refused(capsys, "export", "--encoder", str(encoders["hyper"]), "--descriptor", "1,0", "--out", str(run))
     assert "--overwrite true" in line and str(run) in line
     assert (run / "encoder.safetensors").read_bytes() == before and (run / "result.json").is_file()
-    main(["export", "--encoder", str(encoders["hyper"]), "--descriptor", "1,0", "--out", str(run), "--overwrite", "true"])
-    assert sorted(p.name for p in run.iterdir()) == ["encoder.json", "encoder.safetensors"]  # the old result.json went with its run
-    assert json.loads((run / "encoder.json").read_text())["metadata"]["descriptor"] == {"spatial": 1.0, "appearance": 0.0}
+    main(
+        ["export", "--encoder", str(encoders["hyper"]), "--descriptor", "1,0", "--out", str(run), "--overwrite", "true"]
+    )
+    assert sorted(p.name for p in run.iterdir()) == [
+        "encoder.json",
+        "encoder.safetensors",
+    ]  # the old result.json went with its run
+    assert json.loads((run / "encoder.json").read_text())["metadata"]["descriptor"] == {
+        "spatial": 1.0,
+        "appearance": 0.0,
+    }
 
 
 def test_export_transfer_that_is_not_json_names_the_file(encoders, tmp_path, capsys):
     bad = tmp_path / "result.json"
     bad.write_bytes(b"\xff\xfe\x00binary")
-    line = refused(capsys, "export", "--encoder", str(encoders["hyper"]), "--transfer", str(bad), "--out", str(tmp_path / "e"))
+    line = refused(
+        capsys, "export", "--encoder", str(encoders["hyper"]), "--transfer", str(bad), "--out", str(tmp_path / "e")
+    )
     assert str(bad) in line and not (tmp_path / "e").exists()
 
 
 def test_measure_baseline_that_is_conditioned_is_refused_before_measuring(encoders, tiny_npz, tmp_path, capsys):
-    line = refused(capsys, "measure", "--encoder", str(encoders["hyper"]), "--baseline", str(encoders["hyper"]), "--data", "npz",
-                   "--data-root", str(tiny_npz), "--num-images", "4", "--reference-images", "4", "--out", str(tmp_path / "m"))
+    line = refused(
+        capsys,
+        "measure",
+        "--encoder",
+        str(encoders["hyper"]),
+        "--baseline",
+        str(encoders["hyper"]),
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        "--num-images",
+        "4",
+        "--reference-images",
+        "4",
+        "--out",
+        str(tmp_path / "m"),
+    )
     assert "--baseline" in line and not (tmp_path / "m").exists()
 
 
 def test_an_image_encoder_on_audio_data_names_both(encoders, audio_npz, tmp_path, capsys):
-    line = refused(capsys, "transfer", "--encoder", str(encoders["hyper"]), "--data", "audionpz", "--data-root", str(audio_npz),
-                   "--out", str(tmp_path / "t"))
+    line = refused(
+        capsys,
+        "transfer",
+        "--encoder",
+        str(encoders["hyper"]),
+        "--data",
+        "audionpz",
+        "--data-root",
+        str(audio_npz),
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert str(encoders["hyper"]) in line and "vision" in line and "audio" in line
 
 
 def test_bound_out_under_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("x")
-    line = refused(capsys, "bound", "--empirical", "0.1", "--n", "100", "--x-norm", "1", "--b-norm", "1",
-                   "--out", str(tmp_path / "file.txt" / "b.json"))
+    line = refused(
+        capsys,
+        "bound",
+        "--empirical",
+        "0.1",
+        "--n",
+        "100",
+        "--x-norm",
+        "1",
+        "--b-norm",
+        "1",
+        "--out",
+        str(tmp_path / "file.txt" / "b.json"),
+    )
     assert "is a file" in line
 
 
@@ -152,27 +248,78 @@ def test_audio_npz_with_nan_samples_or_rate_0_names_file_and_item(tmp_path, caps
     clips = np.zeros((4, 800), np.float32)
     clips[2, 10] = np.nan
     np.savez(tmp_path / "nan.npz", audio=clips, labels=np.arange(4), sample_rate=8000)
-    line = refused(capsys, "preview", "--data", "audionpz", "--data-root", str(tmp_path / "nan.npz"), "--out", str(tmp_path / "p.png"))
+    line = refused(
+        capsys,
+        "preview",
+        "--data",
+        "audionpz",
+        "--data-root",
+        str(tmp_path / "nan.npz"),
+        "--out",
+        str(tmp_path / "p.png"),
+    )
     assert "nan.npz" in line and "clip 2" in line and "not finite" in line
     np.savez(tmp_path / "rate0.npz", audio=clips[:2] * 0, labels=np.arange(2), sample_rate=0)
-    line = refused(capsys, "preview", "--data", "audionpz", "--data-root", str(tmp_path / "rate0.npz"), "--out", str(tmp_path / "p.png"))
+    line = refused(
+        capsys,
+        "preview",
+        "--data",
+        "audionpz",
+        "--data-root",
+        str(tmp_path / "rate0.npz"),
+        "--out",
+        str(tmp_path / "p.png"),
+    )
     assert "rate0.npz" in line and "sample_rate" in line
 
 
-def test_audio_data_takes_the_audio_space_by_default_and_a_vision_space_is_refused_with_the_fix(audio_npz, tmp_path, capsys):
-    main(["preview", "--data", "audionpz", "--data-root", str(audio_npz), "--num-images", "2", "--out", str(tmp_path / "p.png")])
+def test_audio_data_takes_the_audio_space_by_default_and_a_vision_space_is_refused_with_the_fix(
+    audio_npz, tmp_path, capsys
+):
+    main(
+        [
+            "preview",
+            "--data",
+            "audionpz",
+            "--data-root",
+            str(audio_npz),
+            "--num-images",
+            "2",
+            "--out",
+            str(tmp_path / "p.png"),
+        ]
+    )
     assert (tmp_path / "p.png").is_file() and "audio7" in capsys.readouterr().out + "audio7"
-    line = refused(capsys, "pretrain", "--data", "audionpz", "--data-root", str(audio_npz), "--space", "groups2", "--batch-size", "4",
-                   "--out", str(tmp_path / "run"))
+    line = refused(
+        capsys,
+        "pretrain",
+        "--data",
+        "audionpz",
+        "--data-root",
+        str(audio_npz),
+        "--space",
+        "groups2",
+        "--batch-size",
+        "4",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert "--space audio7" in line and not (tmp_path / "run").exists()
 
 
 def test_non_finite_loss_from_non_finite_inputs_blames_the_batch():
     from amortinv.ssl.methods import METHODS
 
-    module = METHODS["simclr"](build_encoder("hyper_resnet18", invariance_dim=2, **TINY_MODEL), load_space("groups2"), image_size=8,
-                               proj_hidden=8, proj_dim=4)
-    trainer = L.Trainer(max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu")
+    module = METHODS["simclr"](
+        build_encoder("hyper_resnet18", invariance_dim=2, **TINY_MODEL),
+        load_space("groups2"),
+        image_size=8,
+        proj_hidden=8,
+        proj_dim=4,
+    )
+    trainer = L.Trainer(
+        max_steps=1, logger=False, enable_progress_bar=False, enable_checkpointing=False, accelerator="cpu"
+    )
     module.trainer = trainer
     module.loss = lambda *a: torch.tensor(float("nan"))
     batch = torch.full((4, 3, 8, 8), float("nan"))
@@ -212,12 +359,18 @@ def test_stale_and_foreign_locks_are_taken_over_and_a_live_run_is_refused(tiny_n
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    for name, text in (("dead", _lock_of(dead.pid, "123")), ("garbage", "not a lock"), ("bare_pid_1", "1"),
-                       ("reused_pid_1", _lock_of(1, "not its start"))):
+    for name, text in (
+        ("dead", _lock_of(dead.pid, "123")),
+        ("garbage", "not a lock"),
+        ("bare_pid_1", "1"),
+        ("reused_pid_1", _lock_of(1, "not its start")),
+    ):
         out = tmp_path / name
         out.mkdir()
         (out / ".lock").write_text(text)
-        assert run_pretrain(small(tiny_npz, out, max_steps=1))["finished"], name  # no --overwrite needed: only a stale lock was there
+        assert run_pretrain(small(tiny_npz, out, max_steps=1))["finished"], (
+            name
+        )  # no --overwrite needed: only a stale lock was there
         assert not (out / ".lock").exists()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -272,7 +425,9 @@ def test_resume_auto_after_sigterm_keeps_every_steps_metrics_row_once(tiny_npz, 
     assert _loss_steps(tmp_path / "job") == list(range(6))  # step 2, the last before the signal, included
 
 
-def test_a_killed_checkpoint_write_leaves_nothing_outside_the_run_and_the_next_launch_removes_it(tiny_npz, tmp_path, monkeypatch, capsys):
+def test_a_killed_checkpoint_write_leaves_nothing_outside_the_run_and_the_next_launch_removes_it(
+    tiny_npz, tmp_path, monkeypatch, capsys
+):
     path = tmp_path / "checkpoints" / "last.ckpt"
 
     def dies_mid_write(obj, f, *a, **k):

@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from amortinv.augment import VisionAugment
 from amortinv.encoders import build_encoder
 from amortinv.features import frozen_features
 from amortinv.fewshot.invariance import FeatureCache
 from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
 from amortinv.spaces import load_space
 from amortinv.ssl.knn import extract_features
-from amortinv.augment import VisionAugment
 
 torch.manual_seed(0)
 IMAGES = torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8)
-I = torch.tensor([0.3, 0.8])
+DESCRIPTOR = torch.tensor([0.3, 0.8])
 
 
 def encoder_in_mixed_modes() -> torch.nn.Module:
@@ -24,7 +24,7 @@ def encoder_in_mixed_modes() -> torch.nn.Module:
     torch.manual_seed(1)
     enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).train()
     with torch.no_grad():
-        enc(torch.randn(8, 3, 16, 16) * 2 + 1, I)  # a training pass updates the running statistics
+        enc(torch.randn(8, 3, 16, 16) * 2 + 1, DESCRIPTOR)  # a training pass updates the running statistics
     enc.layer2.eval()
     return enc
 
@@ -45,12 +45,24 @@ def _entry_points():
     floats = IMAGES.float() / 255
     augment = VisionAugment(load_space("groups2"), 16)
     return {
-        "frozen_features": lambda enc, bs: frozen_features(enc, IMAGES, I, batch_size=bs),
-        "knn extract_features": lambda enc, bs: extract_features(enc, _Labelled(), augment, I, batch_size=bs)[0],
-        "few-shot FeatureCache": lambda enc, bs: FeatureCache(enc, IMAGES, (16, 16), torch.device("cpu"), batch_size=bs).features("x", I),
-        "measure_invariance": lambda enc, bs: torch.tensor([r["cosine"] for r in measure_invariance(
-            enc, floats[:6], [I], ["hflip", "brightness"], floats[6:], labels=["x"], batch_size=bs)["results"]["x"]["transforms"].values()]),
-        "invariance_path": lambda enc, bs: torch.tensor([p["cosine"] for p in invariance_path(enc, floats[:6], "hflip", [1.0, 0.0], [0.0, 1.0], 3, batch_size=bs)]),
+        "frozen_features": lambda enc, bs: frozen_features(enc, IMAGES, DESCRIPTOR, batch_size=bs),
+        "knn extract_features": lambda enc, bs: extract_features(enc, _Labelled(), augment, DESCRIPTOR, batch_size=bs)[
+            0
+        ],
+        "few-shot FeatureCache": lambda enc, bs: FeatureCache(
+            enc, IMAGES, (16, 16), torch.device("cpu"), batch_size=bs
+        ).features("x", DESCRIPTOR),
+        "measure_invariance": lambda enc, bs: torch.tensor(
+            [
+                r["cosine"]
+                for r in measure_invariance(
+                    enc, floats[:6], [DESCRIPTOR], ["hflip", "brightness"], floats[6:], labels=["x"], batch_size=bs
+                )["results"]["x"]["transforms"].values()
+            ]
+        ),
+        "invariance_path": lambda enc, bs: torch.tensor(
+            [p["cosine"] for p in invariance_path(enc, floats[:6], "hflip", [1.0, 0.0], [0.0, 1.0], 3, batch_size=bs)]
+        ),
         "invariance_grid": lambda enc, bs: invariance_grid(enc, floats[:6], "brightness", steps=2, batch_size=bs),
     }
 
@@ -70,4 +82,6 @@ def test_feature_entry_points_restore_modes_and_do_not_depend_on_the_batch_size(
 
 def test_a_plain_encoder_ignores_the_descriptor():
     enc = build_encoder("resnet18", cifar_stem=True, width=0.0625)
-    torch.testing.assert_close(frozen_features(enc, IMAGES, I), frozen_features(enc, IMAGES, None), atol=0, rtol=0)
+    torch.testing.assert_close(
+        frozen_features(enc, IMAGES, DESCRIPTOR), frozen_features(enc, IMAGES, None), atol=0, rtol=0
+    )

@@ -11,8 +11,17 @@ from sklearn.linear_model import Ridge
 
 from amortinv.encoders import build_encoder, save_encoder
 from amortinv.fewshot import (
-    EpisodeSampler, EpisodeSearch, FeatureCache, FewShotSettings, RidgeHead, learn_support_descriptor, low_shot_split, mean_ci,
-    run_episodes, run_lowshot, support_objective,
+    EpisodeSampler,
+    EpisodeSearch,
+    FeatureCache,
+    FewShotSettings,
+    RidgeHead,
+    learn_support_descriptor,
+    low_shot_split,
+    mean_ci,
+    run_episodes,
+    run_lowshot,
+    support_objective,
 )
 from amortinv.spaces import InvarianceSpace
 from amortinv.transfer.learn import descriptor_gradient
@@ -115,7 +124,9 @@ def test_queries_never_change_the_learned_descriptor():
     found = []
     for pool in (images, other):
         cache = FeatureCache(enc, pool, (16, 16), torch.device("cpu"))
-        i, _, _, _ = learn_support_descriptor(cache, starts, ep.support, lambda f: support_objective(2)(f, onehot, 0.1), EpisodeSearch(steps=5))
+        i, _, _, _ = learn_support_descriptor(
+            cache, starts, ep.support, lambda f: support_objective(2)(f, onehot, 0.1), EpisodeSearch(steps=5)
+        )
         found.append(i)
     assert torch.equal(found[0], found[1])
 
@@ -129,15 +140,28 @@ def test_episodes_and_lowshot_report_every_row_with_learned_i_in_range():
     res = run_episodes(enc, G, images, labels, settings, {"plain": plain}, progress=False)
     assert set(res) == {"1shot", "2shot"}
     rows = res["2shot"]["accuracy"]
-    assert {"ai_learned", "ai_learned_q1", "oracle_best_fixed", "fixed[[1,1] spatial+appearance]/ridge",
-            "fixed[[0,0] none]/prototype", "plain:plain/logistic"} <= set(rows)
+    assert {
+        "ai_learned",
+        "ai_learned_q1",
+        "oracle_best_fixed",
+        "fixed[[1,1] spatial+appearance]/ridge",
+        "fixed[[0,0] none]/prototype",
+        "plain:plain/logistic",
+    } <= set(rows)
     assert all(r["n"] == 6 and 0 <= r["mean"] <= 1 for r in rows.values())
-    assert rows["oracle_best_fixed"]["mean"] >= max(rows[f"fixed[{G.label(d)}]/ridge"]["mean"] for d in G.training_descriptors())
-    assert res["1shot"]["learned_i"]["mean"] == {"spatial": 1.0, "appearance": 1.0} and res["1shot"]["moved_share"] == 0  # default: keep i = 1
+    assert rows["oracle_best_fixed"]["mean"] >= max(
+        rows[f"fixed[{G.label(d)}]/ridge"]["mean"] for d in G.training_descriptors()
+    )
+    assert (
+        res["1shot"]["learned_i"]["mean"] == {"spatial": 1.0, "appearance": 1.0} and res["1shot"]["moved_share"] == 0
+    )  # default: keep i = 1
     from dataclasses import replace
 
     gcv = run_episodes(enc, G, images, labels, replace(settings, shots=(1,), one_shot="gcv"), progress=False)
-    assert all(0 <= v <= 1 for v in gcv["1shot"]["learned_i"]["mean"].values()) and gcv["1shot"]["accuracy"]["ai_learned"]["n"] == 6
+    assert (
+        all(0 <= v <= 1 for v in gcv["1shot"]["learned_i"]["mean"].values())
+        and gcv["1shot"]["accuracy"]["ai_learned"]["n"] == 6
+    )
     targets = torch.rand(len(images), 2)
     low = run_lowshot(enc, G, images, targets, [0.1, 0.2], repeats=3, settings=settings, progress=False)
     assert set(low) == {"0.1", "0.2"} and low["0.1"]["train_size"] == 12
@@ -158,18 +182,56 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys):
     ai, plain = _saved_encoder(tmp_path)
     common = ["fewshot", "--encoder", str(ai), "--data", "npz", "--data-root", str(tiny_npz)]
     out = tmp_path / "fs"
-    main(common + ["--plain-encoders", str(plain), "--ways", "3", "--shots", "1,2", "--queries", "3", "--episodes", "4",
-                   "--steps", "2", "--device", "cpu", "--out", str(out)])
+    main(
+        common
+        + [
+            "--plain-encoders",
+            str(plain),
+            "--ways",
+            "3",
+            "--shots",
+            "1,2",
+            "--queries",
+            "3",
+            "--episodes",
+            "4",
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads((out / "result.json").read_text())
     assert set(result["results"]) == {"1shot", "2shot"} and result["kind"] == "classification"
     assert "plain:plain/ridge" in result["results"]["2shot"]["accuracy"]
     assert (out / "fewshot.png").stat().st_size > 10_000
-    main(common + ["--task", "rotation", "--fractions", "0.2", "--repeats", "2", "--steps", "1", "--device", "cpu", "--out", str(tmp_path / "r")])
+    main(
+        common
+        + [
+            "--task",
+            "rotation",
+            "--fractions",
+            "0.2",
+            "--repeats",
+            "2",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     low = json.loads((tmp_path / "r" / "result.json").read_text())
     assert low["kind"] == "regression" and set(low["results"]) == {"0.2"}
     capsys.readouterr()
-    for bad, message in ((["--shots", "0"], "--shots must be >= 1"), (["--task", "rotation", "--fractions", "-0.1"], "--fractions must be > 0 and < 1"),
-                         (["--task", "regression"], "has classification targets, not regression")):
+    for bad, message in (
+        (["--shots", "0"], "--shots must be >= 1"),
+        (["--task", "rotation", "--fractions", "-0.1"], "--fractions must be > 0 and < 1"),
+        (["--task", "regression"], "has classification targets, not regression"),
+    ):
         with pytest.raises(SystemExit) as err:
             main(common + bad + ["--out", str(tmp_path / "bad")])
         assert err.value.code == 2
@@ -179,7 +241,25 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys):
     reg = tmp_path / "reg"
     reg.mkdir()
     for split in ("train", "test"):
-        np.savez(reg / f"{split}.npz", images=np.zeros((20, 16, 16, 3), np.uint8), targets=np.random.rand(20, 2).astype(np.float32))
+        np.savez(
+            reg / f"{split}.npz",
+            images=np.zeros((20, 16, 16, 3), np.uint8),
+            targets=np.random.rand(20, 2).astype(np.float32),
+        )
     with pytest.raises(SystemExit):
-        main(["fewshot", "--encoder", str(ai), "--data", "npz", "--data-root", str(reg), "--task", "classification", "--out", str(tmp_path / "bad")])
+        main(
+            [
+                "fewshot",
+                "--encoder",
+                str(ai),
+                "--data",
+                "npz",
+                "--data-root",
+                str(reg),
+                "--task",
+                "classification",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
     assert "has regression targets, not classification" in capsys.readouterr().err

@@ -49,10 +49,25 @@ def test_encoder_bf16_training_step_and_materialise_on_gpu(name):
 def test_pretrain_on_gpu_bf16(tiny_npz, tmp_path, method):
     from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 
-    cfg = PretrainConfig(method=method, data="npz", data_root=str(tiny_npz), batch_size=16, epochs=1, max_steps=3,
-                         encoder_options={"cifar_stem": True, "width": 0.125}, proj_hidden=32, proj_dim=16,
-                         queue_size=64, pred_hidden=32, accelerator="gpu", devices=1, precision="bf16-mixed",
-                         knn_bank=64, progress=False, out=str(tmp_path / method))
+    cfg = PretrainConfig(
+        method=method,
+        data="npz",
+        data_root=str(tiny_npz),
+        batch_size=16,
+        epochs=1,
+        max_steps=3,
+        encoder_options={"cifar_stem": True, "width": 0.125},
+        proj_hidden=32,
+        proj_dim=16,
+        queue_size=64,
+        pred_hidden=32,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        knn_bank=64,
+        progress=False,
+        out=str(tmp_path / method),
+    )
     result = run_pretrain(cfg)
     assert result["steps"] == 3 and result["device"] != "cpu" and result["peak_memory_mb"] > 0
     assert json.loads((tmp_path / method / "result.json").read_text())["final_loss"] > 0

@@ -51,9 +51,18 @@ def official_backbone(width: float = WIDTH, k: int = 2, seed: int = 0) -> dict[s
         for b in range(blocks):
             p = f"layer{s + 1}.{b}"
             sd[f"{p}.emb1.weight"] = torch.randn(16, k, generator=g)
-            for name, o, i, ks in (("hypernet1", c[s], cin, 1), ("hypernet2", c[s], c[s], 3), ("hypernet3", 4 * c[s], c[s], 1)):
+            for name, o, i, ks in (
+                ("hypernet1", c[s], cin, 1),
+                ("hypernet2", c[s], c[s], 3),
+                ("hypernet3", 4 * c[s], c[s], 1),
+            ):
                 generator(f"{p}.{name}", o, i, ks)
-            for name, ch, scale in (("bn1", c[s], 1.0), ("bn2", c[s], 1.0), ("bn3", 4 * c[s], 0.2), ("bn_down", 4 * c[s], 1.0)):
+            for name, ch, scale in (
+                ("bn1", c[s], 1.0),
+                ("bn2", c[s], 1.0),
+                ("bn3", 4 * c[s], 0.2),
+                ("bn_down", 4 * c[s], 1.0),
+            ):
                 norm(f"{p}.{name}", ch, scale)  # a small last BatchNorm per block keeps the residual sum O(1)
             if b == 0:
                 generator(f"{p}.hypernet_down", 4 * c[s], cin, 1)
@@ -69,23 +78,45 @@ def official_checkpoint(backbone: dict[str, torch.Tensor], dim: int = 16, queue:
     for prefix, heads in (("module.base_encoder.", "predictor_b"), ("module.momentum_encoder.", "predictor_m")):
         state.update({prefix + k: v.clone() for k, v in backbone.items()})
         for j in range(3):
-            state.update({f"{prefix}{heads}.{j}.0.weight": torch.randn(feat, feat), f"{prefix}{heads}.{j}.0.bias": torch.zeros(feat),
-                          f"{prefix}{heads}.{j}.2.weight": torch.randn(dim, feat), f"{prefix}{heads}.{j}.2.bias": torch.zeros(dim)})
+            state.update(
+                {
+                    f"{prefix}{heads}.{j}.0.weight": torch.randn(feat, feat),
+                    f"{prefix}{heads}.{j}.0.bias": torch.zeros(feat),
+                    f"{prefix}{heads}.{j}.2.weight": torch.randn(dim, feat),
+                    f"{prefix}{heads}.{j}.2.bias": torch.zeros(dim),
+                }
+            )
     for name in ("dorsal", "ventral", "default"):
         state[f"module.queue_{name}"] = F.normalize(torch.randn(dim, queue), dim=0)
         state[f"module.queue_ptr_{name}"] = torch.zeros(1, dtype=torch.long)
     trained = [v for k, v in state.items() if k.startswith("module.base_encoder.") and v.is_floating_point()]
-    optimizer = {"state": {n: {"momentum_buffer": torch.zeros_like(v)} for n, v in enumerate(trained)},
-                 "param_groups": [{"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4, "params": list(range(len(trained)))}]}
-    return {"epoch": 200, "arch": "resnet50", "state_dict": state, "optimizer": optimizer,
-            "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 0}}
+    optimizer = {
+        "state": {n: {"momentum_buffer": torch.zeros_like(v)} for n, v in enumerate(trained)},
+        "param_groups": [{"lr": 0.03, "momentum": 0.9, "weight_decay": 1e-4, "params": list(range(len(trained)))}],
+    }
+    return {
+        "epoch": 200,
+        "arch": "resnet50",
+        "state_dict": state,
+        "optimizer": optimizer,
+        "scaler": {
+            "scale": 65536.0,
+            "growth_factor": 2.0,
+            "backoff_factor": 0.5,
+            "growth_interval": 2000,
+            "_growth_tracker": 0,
+        },
+    }
 
 
 def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
     """Appendix A.1.1 written out: per block z = E i; per conv W = reshape(L2(relu(L1 z))) as (O, I, k, k); eval BatchNorm;
     ImageNet stem; global average of layer 4."""
+
     def bn(h: torch.Tensor, p: str) -> torch.Tensor:
-        return F.batch_norm(h, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-5)
+        return F.batch_norm(
+            h, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-5
+        )
 
     def kernel(p: str, z: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         hidden = F.relu(z @ sd[f"{p}.layer.0.weight"].T + sd[f"{p}.layer.0.bias"])
@@ -97,10 +128,18 @@ def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, inv: torch.Te
             p, stride, cin = f"layer{s + 1}.{b}", 2 if s and not b else 1, h.shape[1]
             z, planes = inv @ sd[f"{p}.emb1.weight"].T, sd[f"{p}.bn1.weight"].shape[0]
             out = F.relu(bn(F.conv2d(h, kernel(f"{p}.hypernet1", z, (planes, cin, 1, 1))), f"{p}.bn1"))
-            out = F.relu(bn(F.conv2d(out, kernel(f"{p}.hypernet2", z, (planes, planes, 3, 3)), stride=stride, padding=1), f"{p}.bn2"))
+            out = F.relu(
+                bn(
+                    F.conv2d(out, kernel(f"{p}.hypernet2", z, (planes, planes, 3, 3)), stride=stride, padding=1),
+                    f"{p}.bn2",
+                )
+            )
             out = bn(F.conv2d(out, kernel(f"{p}.hypernet3", z, (4 * planes, planes, 1, 1))), f"{p}.bn3")
             if b == 0:
-                h = bn(F.conv2d(h, kernel(f"{p}.hypernet_down", z, (4 * planes, cin, 1, 1)), stride=stride), f"{p}.downsample.1")
+                h = bn(
+                    F.conv2d(h, kernel(f"{p}.hypernet_down", z, (4 * planes, cin, 1, 1)), stride=stride),
+                    f"{p}.downsample.1",
+                )
             h = F.relu(out + h)
     return h.mean(dim=(2, 3))
 
@@ -134,13 +173,19 @@ def test_imported_features_equal_the_official_forward_at_every_descriptor(releas
     from safetensors.torch import load_file
 
     heads = load_file(str(tmp_path / "run" / "heads.safetensors"))
-    assert sorted(heads) == sorted(f"predictor_b.{j}.{n}.{p}" for j in range(3) for n in (0, 2) for p in ("weight", "bias"))
+    assert sorted(heads) == sorted(
+        f"predictor_b.{j}.{n}.{p}" for j in range(3) for n in (0, 2) for p in ("weight", "bias")
+    )
     assert "imported resnet50 (epoch 200)" in capsys.readouterr().out
 
 
 def test_full_size_key_list_and_parameter_counts_on_the_meta_device():
     shapes = official_backbone_shapes()
-    count = sum(torch.Size(s).numel() for n, s in shapes.items() if not n.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    count = sum(
+        torch.Size(s).numel()
+        for n, s in shapes.items()
+        if not n.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     assert count == 773_823_168  # the authors' Hyper-ResNet-50 with K = 2
     with torch.device("meta"):
         ours = build_encoder("hyper_resnet50", invariance_dim=2, cifar_stem=False, width=1.0)
@@ -156,7 +201,9 @@ def test_full_size_key_list_and_parameter_counts_on_the_meta_device():
     plain = ours.materialise(torch.tensor([1.0, 0.0]))
     with torch.device("meta"):
         reference = torchvision.models.resnet50().state_dict()
-    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in reference.items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in reference.items() if not k.startswith("fc.")
+    }
 
 
 def _broken(released, tmp_path, change) -> str:
@@ -167,22 +214,29 @@ def _broken(released, tmp_path, change) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("truncated", "not a readable PyTorch checkpoint"),
-    ("wrong_k", "K = 3 factors"),
-    ("missing", "lacks 1 tensors"),
-    ("extra", "has unexpected 1 tensors"),
-    ("pickle", "holds Python objects besides tensors"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("truncated", "not a readable PyTorch checkpoint"),
+        ("wrong_k", "K = 3 factors"),
+        ("missing", "lacks 1 tensors"),
+        ("extra", "has unexpected 1 tensors"),
+        ("pickle", "holds Python objects besides tensors"),
+    ],
+)
 def test_bad_checkpoints_are_one_line_and_write_nothing(released, tmp_path, capsys, case, message):
     if case == "truncated":
         path = tmp_path / "truncated.pth.tar"
         path.write_bytes(released[0].read_bytes()[:4000])
         path = str(path)
     else:
-        edits = {"missing": lambda c: c["state_dict"].pop("module.base_encoder.layer2.1.hypernet2.layer.2.bias"),
-                 "extra": lambda c: c["state_dict"].update({"module.base_encoder.layer1.0.hypernet4.layer.0.weight": torch.zeros(1)}),
-                 "pickle": lambda c: c.update({"args": argparse.Namespace(lr=0.03)})}
+        edits = {
+            "missing": lambda c: c["state_dict"].pop("module.base_encoder.layer2.1.hypernet2.layer.2.bias"),
+            "extra": lambda c: c["state_dict"].update(
+                {"module.base_encoder.layer1.0.hypernet4.layer.0.weight": torch.zeros(1)}
+            ),
+            "pickle": lambda c: c.update({"args": argparse.Namespace(lr=0.03)}),
+        }
         path = _broken(released, tmp_path, {"backbone": {"k": 3}} if case == "wrong_k" else {"edit": edits[case]})
     with pytest.raises(SystemExit) as err:
         main(["import", "--checkpoint", path, "--out", str(tmp_path / "run")])
@@ -196,15 +250,67 @@ def test_an_imported_run_works_in_transfer_fewshot_measure_and_export(released, 
     run = tmp_path / "run"
     main(["import", "--checkpoint", str(released[0]), "--out", str(run)])
     data = ["--data", "npz", "--data-root", str(tiny_npz)]
-    main(["transfer", "--encoder", str(run), *data, "--image-size", "32", "--i-steps", "2", "--eval-every", "1", "--i-batch-size", "16",
-          "--lams", "0.01", "--out", str(tmp_path / "t")])
+    main(
+        [
+            "transfer",
+            "--encoder",
+            str(run),
+            *data,
+            "--image-size",
+            "32",
+            "--i-steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--i-batch-size",
+            "16",
+            "--lams",
+            "0.01",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     learned = json.loads((tmp_path / "t" / "result.json").read_text())["learned_i"]["npz:classification"]
     assert set(learned) == {"spatial", "appearance"}
-    main(["fewshot", "--encoder", str(run), *data, "--ways", "2", "--shots", "1", "--queries", "2", "--episodes", "2", "--steps", "1",
-          "--heads", "ridge", "--out", str(tmp_path / "f")])
+    main(
+        [
+            "fewshot",
+            "--encoder",
+            str(run),
+            *data,
+            "--ways",
+            "2",
+            "--shots",
+            "1",
+            "--queries",
+            "2",
+            "--episodes",
+            "2",
+            "--steps",
+            "1",
+            "--heads",
+            "ridge",
+            "--out",
+            str(tmp_path / "f"),
+        ]
+    )
     assert json.loads((tmp_path / "f" / "result.json").read_text())["results"]["1shot"]
-    main(["measure", "--encoder", str(run), *data, "--num-images", "4", "--reference-images", "4", "--transforms", "hflip",
-          "--out", str(tmp_path / "m")])
+    main(
+        [
+            "measure",
+            "--encoder",
+            str(run),
+            *data,
+            "--num-images",
+            "4",
+            "--reference-images",
+            "4",
+            "--transforms",
+            "hflip",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
     assert (tmp_path / "m" / "invariance.json").is_file()
     main(["export", "--encoder", str(run), "--transfer", str(tmp_path / "t"), "--out", str(tmp_path / "e")])
     plain, hyper = load_encoder(tmp_path / "e"), load_encoder(run)
@@ -213,6 +319,11 @@ def test_an_imported_run_works_in_transfer_fewshot_measure_and_export(released, 
         assert torch.allclose(plain(x), hyper(x, torch.tensor([learned["spatial"], learned["appearance"]])), atol=1e-4)
     from amortinv.suite import suite_command
 
-    suite = suite_command({"AI-MoCo (imported)": str(run), "exported": str(tmp_path / "e")},
-                          [{"name": "npz", "root": str(tiny_npz), "label": "tiny", "image_size": 32}], out=str(tmp_path / "s"), i_steps=1, device="cpu")
+    suite = suite_command(
+        {"AI-MoCo (imported)": str(run), "exported": str(tmp_path / "e")},
+        [{"name": "npz", "root": str(tiny_npz), "label": "tiny", "image_size": 32}],
+        out=str(tmp_path / "s"),
+        i_steps=1,
+        device="cpu",
+    )
     assert set(suite["datasets"]["tiny"]["scores"]["tiny"]) == {"AI-MoCo (imported)", "exported"}

@@ -10,7 +10,17 @@ from sklearn.covariance import LedoitWolf
 
 from amortinv.encoders import build_encoder
 from amortinv.encoders.base import Encoder
-from amortinv.measure import GRIDS, IDENTITY, TRANSFORMS, apply_transform, invariance_grid, invariance_path, ledoit_wolf, mahalanobis, measure_invariance
+from amortinv.measure import (
+    GRIDS,
+    IDENTITY,
+    TRANSFORMS,
+    apply_transform,
+    invariance_grid,
+    invariance_path,
+    ledoit_wolf,
+    mahalanobis,
+    measure_invariance,
+)
 from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
 from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
@@ -83,7 +93,9 @@ def test_small_reference_set_is_reported_and_bad_descriptors_rejected():
     grid = invariance_grid(enc, images, "grayscale", steps=2)
     assert grid.shape == (2, 2)
     with pytest.raises(ValueError, match="K = 2"):
-        invariance_grid(build_encoder("hyper_resnet18", invariance_dim=3, cifar_stem=True, width=0.0625), images, "hflip")
+        invariance_grid(
+            build_encoder("hyper_resnet18", invariance_dim=3, cifar_stem=True, width=0.0625), images, "hflip"
+        )
 
 
 def test_bound_matches_hand_computation():
@@ -94,7 +106,9 @@ def test_bound_matches_hand_computation():
     lin = linear_readout_bound(0.1, n=50000, c=10, x_norm=1.0, b_norm=10.0)
     assert lin.confidence == pytest.approx(3 * math.sqrt(math.log(2 / 0.05) / 100000))
     assert descriptor_count(2, 3) == 64
-    run = bounds_for_run(torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[1.0, 2.0], [2.0, 4.0]]), 0.0, 2, k=2, bits=2)
+    run = bounds_for_run(
+        torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[1.0, 2.0], [2.0, 4.0]]), 0.0, 2, k=2, bits=2
+    )
     assert run["X"] == 5.0 and run["B"] == pytest.approx(5.0) and run["num_descriptors"] == 16
     assert run["amortised"]["bound"] > run["linear_readout"]["bound"]
     with pytest.raises(ValueError, match="delta"):
@@ -102,7 +116,10 @@ def test_bound_matches_hand_computation():
 
 
 def test_plots_are_written(tmp_path):
-    radar_plot({"[1,0]": {"hflip": 0.9, "rotation": 0.5, "hue": 0.2}, "baseline": {"hflip": 0.8, "rotation": 0.6, "hue": 0.7}}, tmp_path / "r.png")
+    radar_plot(
+        {"[1,0]": {"hflip": 0.9, "rotation": 0.5, "hue": 0.2}, "baseline": {"hflip": 0.8, "rotation": 0.6, "hue": 0.7}},
+        tmp_path / "r.png",
+    )
     path_plot({"hflip": [{"t": 0.0, "cosine": 0.5}, {"t": 1.0, "cosine": 0.9}]}, tmp_path / "p.png", "[1,0]", "[0,1]")
     grid_plot(torch.rand(4, 4), tmp_path / "g.png", ("spatial", "appearance"), "hflip")
     for name in ("r", "p", "g"):
@@ -114,30 +131,143 @@ def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys):
     from amortinv.cli import main
 
     run = tmp_path / "pre"
-    main(["pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
-          "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
-          "--knn-eval", "false", "--progress", "false", "--out", str(run)])
+    main(
+        [
+            "pretrain",
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--batch-size",
+            "16",
+            "--max-steps",
+            "2",
+            "--encoder-options",
+            '{"cifar_stem": true, "width": 0.0625}',
+            "--proj-hidden",
+            "32",
+            "--proj-dim",
+            "16",
+            "--knn-eval",
+            "false",
+            "--progress",
+            "false",
+            "--out",
+            str(run),
+        ]
+    )
     base = tmp_path / "base"
-    main(["pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2", "--encoder", "resnet18",
-          "--fixed-descriptor", "1,1", "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32",
-          "--proj-dim", "16", "--knn-eval", "false", "--progress", "false", "--out", str(base)])
+    main(
+        [
+            "pretrain",
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--batch-size",
+            "16",
+            "--max-steps",
+            "2",
+            "--encoder",
+            "resnet18",
+            "--fixed-descriptor",
+            "1,1",
+            "--encoder-options",
+            '{"cifar_stem": true, "width": 0.0625}',
+            "--proj-hidden",
+            "32",
+            "--proj-dim",
+            "16",
+            "--knn-eval",
+            "false",
+            "--progress",
+            "false",
+            "--out",
+            str(base),
+        ]
+    )
     out = tmp_path / "m"
-    main(["measure", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--split", "train",
-          "--descriptors", "1,0;0,1;1,1", "--transforms", "hflip,rotation,grayscale", "--baseline", str(base),
-          "--num-images", "20", "--reference-images", "40", "--interpolate", "1,0->0,1", "--interpolate-transforms", "hflip",
-          "--steps", "3", "--grid-transform", "hflip", "--device", "cpu", "--out", str(out)])
+    main(
+        [
+            "measure",
+            "--encoder",
+            str(run),
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--split",
+            "train",
+            "--descriptors",
+            "1,0;0,1;1,1",
+            "--transforms",
+            "hflip,rotation,grayscale",
+            "--baseline",
+            str(base),
+            "--num-images",
+            "20",
+            "--reference-images",
+            "40",
+            "--interpolate",
+            "1,0->0,1",
+            "--interpolate-transforms",
+            "hflip",
+            "--steps",
+            "3",
+            "--grid-transform",
+            "hflip",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     table = json.loads((out / "invariance.json").read_text())
-    assert set(table["results"]) == {"[1,0] spatial", "[0,1] appearance", "[1,1] spatial+appearance", "baseline resnet18"}
+    assert set(table["results"]) == {
+        "[1,0] spatial",
+        "[0,1] appearance",
+        "[1,1] spatial+appearance",
+        "baseline resnet18",
+    }
     assert len((out / "invariance.csv").read_text().splitlines()) == 1 + 4 * 3
     for png in ("radar.png", "interpolation.png", "grid.png"):
         assert (out / png).stat().st_size > 5000
-    main(["bound", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--descriptor", "0.2,0.8",
-          "--bits", "1", "--out", str(out / "b.json")])
+    main(
+        [
+            "bound",
+            "--encoder",
+            str(run),
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--descriptor",
+            "0.2,0.8",
+            "--bits",
+            "1",
+            "--out",
+            str(out / "b.json"),
+        ]
+    )
     bound = json.loads((out / "b.json").read_text())  # a .json --out is the file itself
     assert bound["descriptor"] == [0.0, 1.0] and bound["num_descriptors"] == 4 and bound["n"] > 0
     printed = capsys.readouterr().out
     assert "inputs: empirical error" in printed and "|I| 4" in printed and "descriptor [0.0, 1.0]" in printed
     assert "files written" in printed and "interpolation.png" in printed
     with pytest.raises(SystemExit):
-        main(["measure", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--descriptors", "1,0,1", "--out", str(out)])
+        main(
+            [
+                "measure",
+                "--encoder",
+                str(run),
+                "--data",
+                "npz",
+                "--data-root",
+                str(tiny_npz),
+                "--descriptors",
+                "1,0,1",
+                "--out",
+                str(out),
+            ]
+        )
     assert "shape (2,)" in capsys.readouterr().err

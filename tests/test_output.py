@@ -11,12 +11,33 @@ from amortinv.fewshot.command import display_name, shown_rows
 
 
 def _pretrain(tiny_npz, out, *extra: str) -> list[str]:
-    return ["pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--max-steps", "3", "--batch-size", "16",
-            "--encoder-options", "{width: 0.0625}", "--proj-hidden", "32", "--proj-dim", "16", "--progress", "false",
-            "--out", str(out), *extra]
+    return [
+        "pretrain",
+        "--data",
+        "npz",
+        "--data-root",
+        str(tiny_npz),
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "16",
+        "--encoder-options",
+        "{width: 0.0625}",
+        "--proj-hidden",
+        "32",
+        "--proj-dim",
+        "16",
+        "--progress",
+        "false",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
-def test_a_finished_run_keeps_one_checkpoint_without_optimiser_state_and_prints_its_knn_scores(tiny_npz, tmp_path, capsys):
+def test_a_finished_run_keeps_one_checkpoint_without_optimiser_state_and_prints_its_knn_scores(
+    tiny_npz, tmp_path, capsys
+):
     main(_pretrain(tiny_npz, tmp_path / "run"))
     out = capsys.readouterr().out
     assert "kNN top-1 at [1,1] spatial+appearance:" in out and "kNN top-1 at [0,1] appearance:" in out
@@ -41,12 +62,21 @@ def test_a_missing_torchvision_dataset_names_the_download_flag(tmp_path):
 
 
 def test_fewshot_shows_every_ai_and_plain_row_whatever_their_rank_with_readable_names():
-    rows = {f"fixed[[{a},{b}] {n}]/ridge": {"mean": 0.9 - 0.01 * k, "ci95": 0.01}
-            for k, (a, b, n) in enumerate([(1, 1, "spatial+appearance"), (1, 0, "spatial"), (0, 1, "appearance"), (0, 0, "none")])}
-    rows |= {"ai_learned": {"mean": 0.1, "ci95": 0.01}, "plain:simclr/ridge": {"mean": 0.05, "ci95": 0.01},
-             "oracle_best_fixed": {"mean": 0.95, "ci95": 0.01}}
+    rows = {
+        f"fixed[[{a},{b}] {n}]/ridge": {"mean": 0.9 - 0.01 * k, "ci95": 0.01}
+        for k, (a, b, n) in enumerate(
+            [(1, 1, "spatial+appearance"), (1, 0, "spatial"), (0, 1, "appearance"), (0, 0, "none")]
+        )
+    }
+    rows |= {
+        "ai_learned": {"mean": 0.1, "ci95": 0.01},
+        "plain:simclr/ridge": {"mean": 0.05, "ci95": 0.01},
+        "oracle_best_fixed": {"mean": 0.95, "ci95": 0.01},
+    }
     shown = [name for name, _ in shown_rows(rows)]
-    assert {"ai_learned", "plain:simclr/ridge", "oracle_best_fixed"} <= set(shown) and "fixed[[0,0] none]/ridge" not in shown
+    assert {"ai_learned", "plain:simclr/ridge", "oracle_best_fixed"} <= set(
+        shown
+    ) and "fixed[[0,0] none]/ridge" not in shown
     assert shown == sorted(shown, key=lambda n: -rows[n]["mean"])
     assert display_name("fixed[[1,0] spatial]/ridge") == "AI @ [1,0] (invariant: spatial), ridge"
     assert display_name("plain:simclr/prototype") == "simclr (plain encoder), prototype"

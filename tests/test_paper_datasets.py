@@ -22,7 +22,8 @@ def _image(path, w: int, h: int, value: int = 100) -> None:
 
 
 def _pts(path, points) -> None:
-    path.write_text("version: 1\nn_points: %d\n{\n%s\n}\n" % (len(points), "\n".join(f"{x} {y}" for x, y in points)))
+    body = "\n".join(f"{x} {y}" for x, y in points)
+    path.write_text(f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n")
 
 
 @pytest.fixture
@@ -36,7 +37,10 @@ def w300(tmp_path):
 
 
 def test_300w_split_crop_and_normalised_targets(w300):
-    train, test = build_dataset("300w", w300, "train", image_size=32), build_dataset("300w", w300, "test", image_size=32)
+    train, test = (
+        build_dataset("300w", w300, "train", image_size=32),
+        build_dataset("300w", w300, "test", image_size=32),
+    )
     assert (len(train), len(test)) == (6, 4)  # 40% of each folder's 5 images to test (the paper's Appendix A.2)
     order = np.random.RandomState(0).permutation(5)
     expected = [sorted((w300 / f).glob("*.png"))[k].name for f in ("01_Indoor", "02_Outdoor") for k in order[3:]]
@@ -76,7 +80,10 @@ def test_lsp_paper_split_and_targets_normalised_by_image_size(tmp_path):
             _image(tmp_path / "images" / f"im{k + 1:04d}.jpg", 80, 100)
         else:
             (tmp_path / "images" / f"im{k + 1:04d}.jpg").write_bytes(b"")  # only read when an item is
-    train, test = build_dataset("lsp", tmp_path, "train", image_size=32), build_dataset("lsp", tmp_path, "test", image_size=32)
+    train, test = (
+        build_dataset("lsp", tmp_path, "train", image_size=32),
+        build_dataset("lsp", tmp_path, "test", image_size=32),
+    )
     assert (len(train), len(test)) == (602, 401)
     assert sorted(p.name for p in train.paths + test.paths) == sorted(f"im{k + 1:04d}.jpg" for k in range(n))
     x, y = test[0]  # x = 5j / 80, y = (k % 90) / 100
@@ -97,8 +104,11 @@ def test_celeba_landmarks_official_partition_and_targets(tmp_path):
     marks = {n: [70 + k, 110, 108, 112, 90, 130, 72, 150, 106, 152] for k, n in enumerate(names)}
     (base / "list_landmarks_align_celeba.txt").write_text(
         "6\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y\n"
-        + "".join(f"{n} " + " ".join(map(str, v)) + "\n" for n, v in marks.items()))
-    train, val, test = (build_dataset("celeba_landmarks", tmp_path, s, image_size=32) for s in ("train", "valid", "test"))
+        + "".join(f"{n} " + " ".join(map(str, v)) + "\n" for n, v in marks.items())
+    )
+    train, val, test = (
+        build_dataset("celeba_landmarks", tmp_path, s, image_size=32) for s in ("train", "valid", "test")
+    )
     assert (len(train), len(val), len(test)) == (3, 1, 2)
     _, y = test[1]
     v = np.array(marks["000006.jpg"], dtype=np.float64).reshape(5, 2) / np.array([178, 218])
@@ -116,11 +126,16 @@ def test_cub200_distributed_split_labels_and_bad_files(tmp_path):
     (base / "images.txt").write_text("".join(f"{i + 1} {p}\n" for i, p in enumerate(paths)))
     (base / "image_class_labels.txt").write_text("".join(f"{i + 1} {int(p[:3])}\n" for i, p in enumerate(paths)))
     (base / "train_test_split.txt").write_text("".join(f"{i + 1} {1 - i % 2}\n" for i in range(len(paths))))
-    train, test = build_dataset("cub200", tmp_path, "train", image_size=24), build_dataset("cub200", tmp_path, "test", image_size=24)
+    train, test = (
+        build_dataset("cub200", tmp_path, "train", image_size=24),
+        build_dataset("cub200", tmp_path, "test", image_size=24),
+    )
     assert train.targets.tolist() == [0, 1, 199] and test.targets.tolist() == [0, 1, 199]
     assert [p.name for p in train.paths] == ["img_0.jpg"] * 3 and train[0][0].shape == (3, 24, 24)
     (base / "train_test_split.txt").write_text("1 1\n2 maybe\n")
-    with pytest.raises(ValueError, match="train_test_split.txt, line 2|train_test_split.txt: image 2 has the value 'maybe'"):
+    with pytest.raises(
+        ValueError, match="train_test_split.txt, line 2|train_test_split.txt: image 2 has the value 'maybe'"
+    ):
         build_dataset("cub200", tmp_path, "train")
 
 
@@ -145,7 +160,11 @@ def test_plant_disease_class_folders_are_the_few_shot_pool(tmp_path):
         for k in range(3):
             _image(tmp_path / c / f"{k}.JPG", 50, 50)
     ds = build_dataset("plant_disease", tmp_path, "test", image_size=16)
-    assert len(ds) == 6 and ds.targets.tolist() == [0, 0, 0, 1, 1, 1] and ds.classes == ["Apple___healthy", "Tomato___Late_blight"]
+    assert (
+        len(ds) == 6
+        and ds.targets.tolist() == [0, 0, 0, 1, 1, 1]
+        and ds.classes == ["Apple___healthy", "Tomato___Late_blight"]
+    )
     with pytest.raises(ValueError, match="--split test"):
         build_dataset("plant_disease", tmp_path, "train")
 
@@ -154,14 +173,40 @@ def test_landmark_regression_is_a_transfer_task(w300, tmp_path):
     from amortinv.encoders import build_encoder, save_encoder
     from amortinv.spaces import load_space
 
-    save_encoder(tmp_path / "enc" / "encoder", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
-                 metadata={"space": load_space("groups2").to_config()})
+    save_encoder(
+        tmp_path / "enc" / "encoder",
+        build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
+        metadata={"space": load_space("groups2").to_config()},
+    )
     for folder in ("01_Indoor", "02_Outdoor"):  # 24 images: enough for a validation split
         for k in range(5, 12):
             _image(w300 / folder / f"{folder[3:]}_{k:03d}.png", 120, 100)
             _pts(w300 / folder / f"{folder[3:]}_{k:03d}.pts", np.random.default_rng(k).uniform(20, 80, (68, 2)))
-    main(["transfer", "--encoder", str(tmp_path / "enc"), "--data", "300w", "--data-root", str(w300), "--task", "regression",
-          "--image-size", "32", "--i-steps", "1", "--eval-every", "1", "--i-batch-size", "8", "--val-fraction", "0.3", "--out", str(tmp_path / "t")])
+    main(
+        [
+            "transfer",
+            "--encoder",
+            str(tmp_path / "enc"),
+            "--data",
+            "300w",
+            "--data-root",
+            str(w300),
+            "--task",
+            "regression",
+            "--image-size",
+            "32",
+            "--i-steps",
+            "1",
+            "--eval-every",
+            "1",
+            "--i-batch-size",
+            "8",
+            "--val-fraction",
+            "0.3",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     import json
 
     result = json.loads((tmp_path / "t" / "result.json").read_text())["tasks"]["300w:regression"]

@@ -12,9 +12,36 @@ TINY_ENCODER = '{"cifar_stem": true, "width": 0.0625}'
 
 
 def cli_args(root, out, *extra):
-    return ["pretrain", "--data", "npz", "--data-root", str(root), "--batch-size", "16", "--epochs", "1",
-            "--max-steps", "3", "--encoder-options", TINY_ENCODER, "--proj-hidden", "32", "--proj-dim", "16",
-            "--queue-size", "64", "--pred-hidden", "32", "--knn-bank", "64", "--progress", "false", "--out", str(out), *extra]
+    return [
+        "pretrain",
+        "--data",
+        "npz",
+        "--data-root",
+        str(root),
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "3",
+        "--encoder-options",
+        TINY_ENCODER,
+        "--proj-hidden",
+        "32",
+        "--proj-dim",
+        "16",
+        "--queue-size",
+        "64",
+        "--pred-hidden",
+        "32",
+        "--knn-bank",
+        "64",
+        "--progress",
+        "false",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -38,8 +65,11 @@ def test_pretrain_smoke_produces_loadable_encoder(tiny_npz, tmp_path, extra, nam
     x = torch.rand(2, 3, 16, 16)
     feats = enc(x, torch.ones(2)) if enc.conditioned else enc(x)
     assert feats.shape == (2, enc.feature_dim) and torch.isfinite(feats).all()
-    assert set(result["knn_top1"]) == ({"[1,1] spatial+appearance"} if "resnet18" == name else
-                                       {"[1,0] spatial", "[0,1] appearance", "[1,1] spatial+appearance"})
+    assert set(result["knn_top1"]) == (
+        {"[1,1] spatial+appearance"}
+        if "resnet18" == name
+        else {"[1,0] spatial", "[0,1] appearance", "[1,1] spatial+appearance"}
+    )
     if name == "resnet18":
         assert result["baseline_fixed_descriptor"] == [1.0, 1.0] and result["descriptor_counts"] is None
     else:
@@ -80,9 +110,21 @@ class Recorder(L.Callback):
 
 
 def small_cfg(root, out, **kw) -> PretrainConfig:
-    base = dict(method="mocov2", data="npz", data_root=str(root), batch_size=16, epochs=2,
-                encoder_options={"cifar_stem": True, "width": 0.0625}, proj_hidden=32, proj_dim=16, queue_size=32,
-                knn_eval=False, progress=False, out=str(out), seed=3)
+    base = dict(
+        method="mocov2",
+        data="npz",
+        data_root=str(root),
+        batch_size=16,
+        epochs=2,
+        encoder_options={"cifar_stem": True, "width": 0.0625},
+        proj_hidden=32,
+        proj_dim=16,
+        queue_size=32,
+        knn_eval=False,
+        progress=False,
+        out=str(out),
+        seed=3,
+    )
     return PretrainConfig(**{**base, **kw})
 
 
@@ -130,7 +172,9 @@ def test_different_seed_changes_the_run(tiny_npz, tmp_path):
 
 def test_accumulation_tensorboard_and_knn_monitor(tiny_npz, tmp_path):
     out = tmp_path / "acc"
-    cfg = small_cfg(tiny_npz, out, method="simclr", epochs=2, accumulate=2, logger="tensorboard", knn_every=1, knn_bank=64)
+    cfg = small_cfg(
+        tiny_npz, out, method="simclr", epochs=2, accumulate=2, logger="tensorboard", knn_every=1, knn_bank=64
+    )
     result = run_pretrain(cfg)
     assert result["steps"] == 6 and result["global_batch"] == 32  # 12 batches, 2 per optimiser step
     assert list((out / "logs").glob("launch0/events.out.tfevents.*"))
@@ -157,17 +201,24 @@ def test_resume_refuses_unusable_checkpoints_in_one_line(tiny_npz, tmp_path, cap
     run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=2, max_steps=3))
     good = tmp_path / "r" / "checkpoints" / "last.ckpt"
     state = torch.load(good, weights_only=True)
-    bad = {"pickled.ckpt": lambda p: p.write_bytes(pickle.dumps({"global_step": 1, "obj": Recorder()})),
-           "truncated.ckpt": lambda p: p.write_bytes(good.read_bytes()[:1000]),
-           "keyless.ckpt": lambda p: torch.save({"state_dict": state["state_dict"]}, p),
-           "other_model.ckpt": lambda p: torch.save({**state, "state_dict": {k: v[:1] if v.ndim else v for k, v in state["state_dict"].items()}}, p)}
+    bad = {
+        "pickled.ckpt": lambda p: p.write_bytes(pickle.dumps({"global_step": 1, "obj": Recorder()})),
+        "truncated.ckpt": lambda p: p.write_bytes(good.read_bytes()[:1000]),
+        "keyless.ckpt": lambda p: torch.save({"state_dict": state["state_dict"]}, p),
+        "other_model.ckpt": lambda p: torch.save(
+            {**state, "state_dict": {k: v[:1] if v.ndim else v for k, v in state["state_dict"].items()}}, p
+        ),
+    }
     for name, make in bad.items():
         path = tmp_path / name
         make(path)
         with pytest.raises(SystemExit) as err:
             main(cli_args(tiny_npz, tmp_path / "other", "--resume", str(path)))
         lines = capsys.readouterr().err.strip().splitlines()
-        assert err.value.code == 2 and len(lines) == 1 and "--resume" in lines[0] and str(path) in lines[0], (name, lines)
+        assert err.value.code == 2 and len(lines) == 1 and "--resume" in lines[0] and str(path) in lines[0], (
+            name,
+            lines,
+        )
         assert "weights_only=False" not in lines[0]
 
 
@@ -176,7 +227,9 @@ def test_merged_metrics_keep_each_step_once(tmp_path):
 
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("epoch,step,train/loss\n" + "".join(f"0,{s},{s}.0\n" for s in range(19)))  # killed after step 18
-    second.write_text("epoch,step,train/loss,train/lr\n" + "".join(f"1,{s},{s}.5,0.1\n" for s in range(16, 30)))  # resumed at 16
+    second.write_text(
+        "epoch,step,train/loss,train/lr\n" + "".join(f"1,{s},{s}.5,0.1\n" for s in range(16, 30))
+    )  # resumed at 16
     merge_metrics([first, second], tmp_path / "m.csv")
     rows = (tmp_path / "m.csv").read_text().splitlines()
     steps = [int(r.split(",")[1]) for r in rows[1:]]
@@ -196,7 +249,9 @@ def test_a_live_run_locks_its_folder(tiny_npz, tmp_path):
     try:
         from amortinv.ssl.run_folder import _process_start
 
-        (out / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "started": _process_start(sleeper.pid)}))
+        (out / ".lock").write_text(
+            json.dumps({"pid": sleeper.pid, "host": socket.gethostname(), "started": _process_start(sleeper.pid)})
+        )
         for kw in ({}, {"overwrite": True}, {"resume": "last"}):
             with pytest.raises(ValueError, match=f"in use by another run \\(pid {sleeper.pid}\\)"):
                 run_pretrain(small_cfg(tiny_npz, out, epochs=1, max_steps=1, **kw))
@@ -256,7 +311,9 @@ def test_a_failed_run_leaves_no_folder_unless_a_checkpoint_can_resume_it(tiny_np
         assert not out.exists() if out.name == "new" else list(out.iterdir()) == []
     late = tmp_path / "late"
     with pytest.raises(RuntimeError, match="injected failure"):
-        run_pretrain(small_cfg(tiny_npz, late, method="simclr", epochs=2), callbacks=[_FailAt(at=8)])  # after epoch 1's checkpoint
+        run_pretrain(
+            small_cfg(tiny_npz, late, method="simclr", epochs=2), callbacks=[_FailAt(at=8)]
+        )  # after epoch 1's checkpoint
     assert "keeps its checkpoints" in capsys.readouterr().err
     assert not (late / ".lock").exists() and (late / "logs").is_dir()
     assert run_pretrain(small_cfg(tiny_npz, late, method="simclr", epochs=2, resume="last"))["finished"]
@@ -270,13 +327,35 @@ def test_a_corrupt_image_found_during_training_is_one_line_and_leaves_no_folder(
         (tmp_path / "flat" / c).mkdir(parents=True)
         for k in range(3):
             Image.fromarray(np.full((16, 16, 3), 40 * k, np.uint8)).save(tmp_path / "flat" / c / f"{k}.png")
-    broken = tmp_path / "flat" / "dog" / "2.png"  # the last sample: read by the loader, not by the checks before training
+    broken = (
+        tmp_path / "flat" / "dog" / "2.png"
+    )  # the last sample: read by the loader, not by the checks before training
     broken.write_bytes(b"not an image")
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as err:
-        main(["pretrain", "--data", "imagefolder", "--data-root", str(tmp_path / "flat"), "--batch-size", "2", "--epochs", "1",
-              "--encoder-options", TINY_ENCODER, "--proj-hidden", "32", "--proj-dim", "16", "--progress", "false",
-              "--out", str(out)])
+        main(
+            [
+                "pretrain",
+                "--data",
+                "imagefolder",
+                "--data-root",
+                str(tmp_path / "flat"),
+                "--batch-size",
+                "2",
+                "--epochs",
+                "1",
+                "--encoder-options",
+                TINY_ENCODER,
+                "--proj-hidden",
+                "32",
+                "--proj-dim",
+                "16",
+                "--progress",
+                "false",
+                "--out",
+                str(out),
+            ]
+        )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("amortinv: error")]
     assert err.value.code == 2 and len(lines) == 1 and f"unreadable image {broken}" in lines[0]
     assert not out.exists()
@@ -293,12 +372,26 @@ def test_resume_replays_the_random_crops_of_long_clips(tmp_path):
     (tmp_path / "clips").mkdir()
     for split in ("train", "test"):
         clips = [(0.3 * rng.standard_normal(int(rng.integers(1500, 2500))) * 32767).astype(np.int16) for _ in range(48)]
-        np.savez(tmp_path / "clips" / f"{split}.npz", audio=np.concatenate(clips), labels=np.arange(48) % 2, sample_rate=8000,
-                 offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]))
-    cfg = dict(data="audionpz", space="audio7", clip_seconds=0.125, method="simclr", epochs=2, encoder_options={"width": 0.0625})
+        np.savez(
+            tmp_path / "clips" / f"{split}.npz",
+            audio=np.concatenate(clips),
+            labels=np.arange(48) % 2,
+            sample_rate=8000,
+            offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]),
+        )
+    cfg = dict(
+        data="audionpz",
+        space="audio7",
+        clip_seconds=0.125,
+        method="simclr",
+        epochs=2,
+        encoder_options={"width": 0.0625},
+    )
     from amortinv.data import build_dataset
 
-    inputs = InputsOnly(build_dataset("audionpz", tmp_path / "clips", "train", clip_seconds=0.125, crop="random"), seed=3)
+    inputs = InputsOnly(
+        build_dataset("audionpz", tmp_path / "clips", "train", clip_seconds=0.125, crop="random"), seed=3
+    )
     assert torch.equal(inputs[(5, 1)], inputs[(5, 1)]) and not torch.equal(inputs[(5, 1)], inputs[(5, 2)])
     run_pretrain(small_cfg(tmp_path / "clips", tmp_path / "full", **cfg))  # 3 steps per epoch
     with pytest.raises(SystemExit):

@@ -67,7 +67,10 @@ def test_fit_probe_selects_the_regularisation_on_validation_only():
 @pytest.mark.parametrize("n, d", [(25, 6), (8, 20)])  # primal and dual (n < d) forms
 def test_ridge_leave_one_out_equals_brute_force(n, d):
     g = torch.Generator().manual_seed(0)
-    feats, targets = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(n, 2, generator=g, dtype=torch.float64)
+    feats, targets = (
+        torch.randn(n, d, generator=g, dtype=torch.float64),
+        torch.randn(n, 2, generator=g, dtype=torch.float64),
+    )
     lam = 0.05
     x = feats - feats.mean(0)
     x = x / (x.pow(2).mean(0) + 1e-12).sqrt()
@@ -107,7 +110,9 @@ class TwoSignalEncoder(Encoder):
         a = x[..., : w // 2].mean((1, 2, 3)) - x[..., w // 2 :].mean((1, 2, 3))
         b = x[..., : h // 2, :].mean((1, 2, 3)) - x[..., h // 2 :, :].mean((1, 2, 3))
         n0, n1, n2 = (torch.sin(f * x.sum((1, 2, 3))) * 0.3 for f in (1000, 1700, 2300))
-        return torch.stack([(1 - 0.8 * i[0]) * a + i[0] * n0, (1 - 0.8 * i[1]) * b + i[1] * n1, n2], dim=1) * self.anchor
+        return (
+            torch.stack([(1 - 0.8 * i[0]) * a + i[0] * n0, (1 - 0.8 * i[1]) * b + i[1] * n1, n2], dim=1) * self.anchor
+        )
 
 
 def _two_signal_task(n=300):
@@ -124,7 +129,9 @@ def _probe_at(enc, data):
     from amortinv.features import frozen_features
 
     size = tuple(data.train[0].shape[-2:])
-    return lambda i: fit_probe(frozen_features(enc, data.train[0], i, size=size), frozen_features(enc, data.val[0], i, size=size), data)
+    return lambda i: fit_probe(
+        frozen_features(enc, data.train[0], i, size=size), frozen_features(enc, data.val[0], i, size=size), data
+    )
 
 
 @pytest.mark.parametrize("gradient", ["forward", "backprop"])
@@ -133,7 +140,13 @@ def test_search_reaches_an_optimum_that_is_not_a_training_descriptor(gradient):
     probe_at = _probe_at(enc, data)
     candidates = {tuple(d): probe_at(torch.tensor(d)) for d in ([1.0, 1.0], [1.0, 0.0], [0.0, 1.0])}
     start = max(candidates, key=lambda d: candidates[d].val_score)
-    fit = search_invariance(enc, data, torch.tensor(start), probe_at, settings=SearchSettings(steps=40, lr_i=0.1, batch_size=128, eval_every=10, gradient=gradient))
+    fit = search_invariance(
+        enc,
+        data,
+        torch.tensor(start),
+        probe_at,
+        settings=SearchSettings(steps=40, lr_i=0.1, batch_size=128, eval_every=10, gradient=gradient),
+    )
     assert fit.i.tolist() == pytest.approx([0.0, 0.0], abs=0.1), fit.path
     assert fit.probe.val_score > max(c.val_score for c in candidates.values()) + 0.2
     assert all(0 <= v <= 1 for p in fit.path for v in p["i"])
@@ -142,7 +155,9 @@ def test_search_reaches_an_optimum_that_is_not_a_training_descriptor(gradient):
 def test_search_from_the_middle_finds_the_corner_and_never_ends_below_its_start():
     data, enc = _two_signal_task(), TwoSignalEncoder()
     probe_at = _probe_at(enc, data)
-    fit = search_invariance(enc, data, torch.tensor([0.5, 0.5]), probe_at, settings=SearchSettings(steps=30, lr_i=0.1, batch_size=128))
+    fit = search_invariance(
+        enc, data, torch.tensor([0.5, 0.5]), probe_at, settings=SearchSettings(steps=30, lr_i=0.1, batch_size=128)
+    )
     assert max(fit.i.tolist()) < 0.15
     start_score = fit.path[0]["val_score"]
     assert fit.probe.val_score >= start_score
@@ -175,7 +190,9 @@ def test_kernel_learning_rate_groups_are_what_the_optimiser_gets():
     block = enc.layer1[0]
     with torch.no_grad():
         h = F.relu(block.conv1.hidden(block.embed(descriptors)))
-    assert dict((id(p), g) for p, g in gains)[id(block.conv1.out.weight)] == pytest.approx(float(1 / (1 + h.sum(1).mean())), rel=1e-5)
+    assert dict((id(p), g) for p, g in gains)[id(block.conv1.out.weight)] == pytest.approx(
+        float(1 / (1 + h.sum(1).mean())), rel=1e-5
+    )
     assert all(0 < g < 0.5 for _, g in gains)  # a generated kernel moves many times a plain conv's step
     opt = build_optimizer("adamw", enc, lr=0.1, weight_decay=0.01, lr_gains=gains)
     lr_of = {id(p): grp["lr"] for grp in opt.param_groups for p in grp["params"]}

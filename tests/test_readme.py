@@ -33,7 +33,11 @@ def test_every_readme_and_docs_cli_command_parses():
 
     parser = build_parser()
     commands = []
-    docs = [block for page in sorted((ROOT / "docs").glob("*.md")) for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S)]
+    docs = [
+        block
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S)
+    ]
     for block in readme_blocks("bash") + docs:
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#")[0].strip()
@@ -62,6 +66,10 @@ def test_the_cli_reference_is_current():
     from amortinv.cli_reference import PYTHON, cli_reference
 
     if sys.version_info[:2] != PYTHON:
-        pytest.skip(f"docs/cli.md is generated with Python {PYTHON[0]}.{PYTHON[1]}, whose argparse lays out help as CI's does")
+        pytest.skip(
+            f"docs/cli.md is generated with Python {PYTHON[0]}.{PYTHON[1]}, whose argparse lays out help as CI's does"
+        )
 
-    assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), "docs/cli.md is stale: python -m amortinv.cli_reference > docs/cli.md"
+    assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), (
+        "docs/cli.md is stale: python -m amortinv.cli_reference > docs/cli.md"
+    )

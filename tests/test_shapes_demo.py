@@ -41,7 +41,7 @@ def test_demo_quick_writes_a_parsable_report(tmp_path):
     main(["demo", "--quick", "--out", str(out), "--device", "cpu"])
     result = json.loads((out / "result.json").read_text())
     assert set(result["transfer"]) == {"shape", "orientation", "position", "colour"}
-    for task, rec in result["transfer"].items():
+    for rec in result["transfer"].values():
         assert set(rec["ai"]["ai_forward"]["i"]) == {"spatial", "appearance"}
         assert "probe[plain]" in rec["plain"]
     assert set(result["learned_i"]) == set(result["transfer"])

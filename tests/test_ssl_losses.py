@@ -5,8 +5,18 @@ import torch
 import torch.nn.functional as F
 
 from amortinv.ssl import (
-    LARS, DescriptorHeads, DescriptorQueues, build_optimizer, gather, info_nce_queue, mlp, momentum_schedule,
-    momentum_update, moco_v3_loss, nt_xent, warmup_cosine,
+    LARS,
+    DescriptorHeads,
+    DescriptorQueues,
+    build_optimizer,
+    gather,
+    info_nce_queue,
+    mlp,
+    moco_v3_loss,
+    momentum_schedule,
+    momentum_update,
+    nt_xent,
+    warmup_cosine,
 )
 
 
@@ -140,6 +150,8 @@ def test_objectives_are_plain_modules_that_train_without_lightning():
             obj.update_keys(0.9)
         loss = obj(v1, v2, 1, i)
         loss.backward()
-        assert torch.isfinite(loss) and all(p.grad is not None for p in obj.encoder.parameters() if p.requires_grad), name
+        assert torch.isfinite(loss) and all(p.grad is not None for p in obj.encoder.parameters() if p.requires_grad), (
+            name
+        )
     check = "import amortinv.ssl.objectives, sys; print('lightning' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], capture_output=True, text=True).stdout.strip() == "False"

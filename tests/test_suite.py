@@ -18,22 +18,45 @@ from amortinv.suite import average_ranks
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("suite")
     rng = np.random.default_rng(0)
-    for name, targets in (("cls", lambda n: np.arange(n) % 4), ("reg", lambda n: rng.normal(size=(n, 2)).astype(np.float32))):
+    for name, targets in (
+        ("cls", lambda n: np.arange(n) % 4),
+        ("reg", lambda n: rng.normal(size=(n, 2)).astype(np.float32)),
+    ):
         (root / name).mkdir()
         for split, n in (("train", 60), ("test", 40)):
             key = "labels" if name == "cls" else "targets"
-            np.savez(root / name / f"{split}.npz", images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), **{key: targets(n)})
-    save_encoder(root / "ai" / "encoder", build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
-                 metadata={"space": load_space("groups2").to_config()})
+            np.savez(
+                root / name / f"{split}.npz",
+                images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8),
+                **{key: targets(n)},
+            )
+    save_encoder(
+        root / "ai" / "encoder",
+        build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
+        metadata={"space": load_space("groups2").to_config()},
+    )
     save_encoder(root / "plain" / "encoder", build_encoder("resnet18", cifar_stem=True, width=0.0625))
     config = {
         "encoders": {"AI": str(root / "ai"), "Plain": str(root / "plain")},
         "datasets": [
             {"name": "npz", "root": str(root / "cls"), "label": "cls", "protocols": ["transfer", "fewshot"]},
             {"name": "npz", "root": str(root / "missing"), "label": "gone"},
-            {"name": "npz", "root": str(root / "reg"), "label": "reg", "task": "regression", "protocols": ["transfer", "lowshot"]},
+            {
+                "name": "npz",
+                "root": str(root / "reg"),
+                "label": "reg",
+                "task": "regression",
+                "protocols": ["transfer", "lowshot"],
+            },
         ],
-        "ways": 2, "shots": "1", "queries": 2, "episodes": 3, "fractions": "0.5", "repeats": 2, "i_steps": 1, "device": "cpu",
+        "ways": 2,
+        "shots": "1",
+        "queries": 2,
+        "episodes": 3,
+        "fractions": "0.5",
+        "repeats": 2,
+        "i_steps": 1,
+        "device": "cpu",
     }
     (root / "suite.yaml").write_text(yaml.safe_dump(config))
     return root
@@ -64,7 +87,11 @@ def test_suite_runs_end_to_end_resumes_and_its_table_equals_a_hand_computation(s
     monkeypatch.setattr(suite, "_run_dataset", real)
     main(["suite", "--config", str(setup / "suite.yaml"), "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "cls: finished in an earlier run, skipped" in printed and "gone: data root" in printed and "not found, skipped" in printed
+    assert (
+        "cls: finished in an earlier run, skipped" in printed
+        and "gone: data root" in printed
+        and "not found, skipped" in printed
+    )
     assert (out / "datasets" / "cls.json").read_text() == first
     result = json.loads((out / "result.json").read_text())["datasets"]
     scores = {c: v for rec in result.values() for c, v in rec["scores"].items()}
@@ -74,7 +101,11 @@ def test_suite_runs_end_to_end_resumes_and_its_table_equals_a_hand_computation(s
         name, *cells = [c.strip() for c in row.strip("|").split("|")]
         values = [scores[c][name][0] for c in scores]
         assert float(cells[-2]) == pytest.approx(sum(values) / len(values), abs=5e-4)
-        by_hand = {c: 1 + sum(v[e][0] > v[name][0] for e in v) + (sum(v[e][0] == v[name][0] for e in v) - 1) / 2  # ties share
-                   for c, v in scores.items()}
+        by_hand = {
+            c: 1 + sum(v[e][0] > v[name][0] for e in v) + (sum(v[e][0] == v[name][0] for e in v) - 1) / 2  # ties share
+            for c, v in scores.items()
+        }
         assert float(cells[-1]) == pytest.approx(sum(by_hand.values()) / len(by_hand), abs=5e-3)
-    assert "±" in (out / "table.md").read_text() and (out / "learned_i_AI.png").is_file() and (out / "table.csv").is_file()
+    assert (
+        "±" in (out / "table.md").read_text() and (out / "learned_i_AI.png").is_file() and (out / "table.csv").is_file()
+    )

@@ -1,15 +1,23 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import r2_score as sk_r2
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import r2_score as sk_r2
 
 from amortinv.encoders import build_encoder
 from amortinv.encoders.base import Encoder
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer import (
-    SearchSettings, TransferSettings, classification_metrics, derive_task, make_task, r2_pooled, r2_uniform,
-    regression_metrics, run_transfer, search_invariance,
+    SearchSettings,
+    TransferSettings,
+    classification_metrics,
+    derive_task,
+    make_task,
+    r2_pooled,
+    r2_uniform,
+    regression_metrics,
+    run_transfer,
+    search_invariance,
 )
 
 G = InvarianceSpace.from_name("groups2")
@@ -34,25 +42,37 @@ class ToyEncoder(Encoder):
         contrast = (x[..., : w // 2].mean((1, 2, 3)) - x[..., w // 2 :].mean((1, 2, 3))) * self.scale
         noise = torch.sin(1000 * x.sum((1, 2, 3)))  # a deterministic nuisance
         nuisance = torch.sin(1700 * x.sum((1, 2, 3)))
-        return torch.stack([(1 - 0.9 * i[0]) * contrast + i[0] * nuisance, (1 - i[1]) * noise * 3, torch.ones_like(contrast)], dim=1)
+        return torch.stack(
+            [(1 - 0.9 * i[0]) * contrast + i[0] * nuisance, (1 - i[1]) * noise * 3, torch.ones_like(contrast)], dim=1
+        )
 
 
 def flip_data(n_train=400, n_test=100, seed=0):
     g = torch.Generator().manual_seed(seed)
+
     def split(n):
         x = torch.randint(0, 256, (n, 3, 8, 8), generator=g, dtype=torch.uint8)
-        x[..., :4] = (x[..., :4] // 2)  # left half darker
+        x[..., :4] = x[..., :4] // 2  # left half darker
         return derive_task("flip", x, seed)
+
     return make_task("flip", "classification", split(n_train), split(n_test), val_fraction=0.25)
 
 
-QUICK = TransferSettings(search=SearchSettings(steps=6, batch_size=64, eval_every=3), lrs=(1e-2,), weight_decays=(0.0,), epochs=2,
-                         batch_size=16, quantise_bits=(1, 2))
+QUICK = TransferSettings(
+    search=SearchSettings(steps=6, batch_size=64, eval_every=3),
+    lrs=(1e-2,),
+    weight_decays=(0.0,),
+    epochs=2,
+    batch_size=16,
+    quantise_bits=(1, 2),
+)
 
 
 def test_learned_i_moves_to_the_needed_corner_and_stays_in_range():
     data = flip_data()
-    settings = TransferSettings(search=SearchSettings(steps=20, lr_i=0.1, batch_size=100, eval_every=5), init="0.5", quantise_bits=())
+    settings = TransferSettings(
+        search=SearchSettings(steps=20, lr_i=0.1, batch_size=100, eval_every=5), init="0.5", quantise_bits=()
+    )
     res = run_transfer(ToyEncoder(), data, G, ["ai", "probe"], settings, log=lambda m: None)
     ai = res["ai"]
     assert all(0 <= v <= 1 for p in ai["path"] for v in p["i"])
@@ -67,7 +87,10 @@ def test_learned_i_never_scores_below_the_best_fixed_descriptor_on_validation(ti
 
     torch.manual_seed(0)
     enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625)
-    tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
+    tr, te = (
+        stack_dataset(build_dataset("npz", tiny_npz, "train")),
+        stack_dataset(build_dataset("npz", tiny_npz, "test")),
+    )
     data = make_task("tiny", "classification", tr, te)
     res = run_transfer(enc, data, G, ["ai_forward", "probe"], QUICK, log=lambda m: None)
     best_fixed = max(r["val_score"] for k, r in res.items() if k.startswith("probe["))
@@ -84,12 +107,24 @@ def test_forward_mode_gives_the_same_search_as_backprop(tiny_npz):
 
     torch.manual_seed(0)
     enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625).double()
-    tr, te = stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test"))
+    tr, te = (
+        stack_dataset(build_dataset("npz", tiny_npz, "train")),
+        stack_dataset(build_dataset("npz", tiny_npz, "test")),
+    )
     data = make_task("tiny", "classification", tr, te)
-    probe_at = lambda i: fit_probe(frozen_features(enc, data.train[0], i, size=(16, 16)), frozen_features(enc, data.val[0], i, size=(16, 16)), data)  # noqa: E731
-    runs = [search_invariance(enc, data, torch.tensor([0.5, 0.5]), probe_at,
-                              settings=SearchSettings(steps=4, batch_size=32, eval_every=2, gradient=g, chunk_size=10))
-            for g in ("backprop", "forward")]
+    probe_at = lambda i: fit_probe(
+        frozen_features(enc, data.train[0], i, size=(16, 16)), frozen_features(enc, data.val[0], i, size=(16, 16)), data
+    )  # noqa: E731
+    runs = [
+        search_invariance(
+            enc,
+            data,
+            torch.tensor([0.5, 0.5]),
+            probe_at,
+            settings=SearchSettings(steps=4, batch_size=32, eval_every=2, gradient=g, chunk_size=10),
+        )
+        for g in ("backprop", "forward")
+    ]
     paths = [[v for p in r.path for v in p["i"]] for r in runs]
     assert paths[0] == pytest.approx(paths[1], abs=1e-6)
     assert runs[0].path[-1]["i"] != [0.5, 0.5]
@@ -104,7 +139,10 @@ def test_selection_never_looks_at_the_test_split():
     r2 = run_transfer(ToyEncoder(), poisoned, G, ["ai", "probe"], settings, log=lambda m: None)
     for method in r1:
         assert r1[method]["selected"] == r2[method]["selected"] and r1[method]["val_score"] == r2[method]["val_score"]
-    assert r1["ai"]["i"] == r2["ai"]["i"] and r1["ai"]["quantised"]["1bit"]["best_on_val"]["i"] == r2["ai"]["quantised"]["1bit"]["best_on_val"]["i"]
+    assert (
+        r1["ai"]["i"] == r2["ai"]["i"]
+        and r1["ai"]["quantised"]["1bit"]["best_on_val"]["i"] == r2["ai"]["quantised"]["1bit"]["best_on_val"]["i"]
+    )
     assert r1["ai"]["test"]["top1"] == pytest.approx(1 - r2["ai"]["test"]["top1"])
 
 
@@ -134,13 +172,31 @@ def test_protocol_baselines_quantisation_and_costs(tiny_npz):
     plain = build_encoder("resnet18", cifar_stem=True, width=0.0625)
     images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
     test_images = stack_dataset(build_dataset("npz", tiny_npz, "test"))[0]
-    data = make_task("rotation", "regression", derive_task("rotation", images), derive_task("rotation", test_images, seed=1))
+    data = make_task(
+        "rotation", "regression", derive_task("rotation", images), derive_task("rotation", test_images, seed=1)
+    )
     from dataclasses import replace
 
     settings = replace(QUICK, finetune_stages=(1, 0), finetune_budget="ai")
-    res = run_transfer(enc, data, G, ["ai_forward", "probe", "fusion", "finetune"], settings, plain_encoders={"plain": plain}, log=lambda m: None)
-    expected = {"ai_forward", "probe[[1,1] spatial+appearance]", "probe[[1,0] spatial]", "probe[[0,1] appearance]",
-                "probe[plain:plain]", "fusion", "finetune_1_budget", "finetune_all_budget"}
+    res = run_transfer(
+        enc,
+        data,
+        G,
+        ["ai_forward", "probe", "fusion", "finetune"],
+        settings,
+        plain_encoders={"plain": plain},
+        log=lambda m: None,
+    )
+    expected = {
+        "ai_forward",
+        "probe[[1,1] spatial+appearance]",
+        "probe[[1,0] spatial]",
+        "probe[[0,1] appearance]",
+        "probe[plain:plain]",
+        "fusion",
+        "finetune_1_budget",
+        "finetune_all_budget",
+    }
     assert set(res) == expected
     for rec in res.values():
         assert set(rec["test"]) == {"r2", "r2_pooled_reference"}
@@ -155,7 +211,11 @@ def test_protocol_baselines_quantisation_and_costs(tiny_npz):
             assert all(abs(v * levels - round(v * levels)) < 1e-4 for v in row["i"].values())
         assert q["rounded"]["i"] == G.describe(quantise(torch.tensor(list(ai["i"].values())), int(bits[0])))
         assert q["best_on_val"]["val_score"] >= q["rounded"]["val_score"]
-    assert res["finetune_all_budget"]["trainable_params"] > res["finetune_1_budget"]["trainable_params"] > ai["trainable_params"]
+    assert (
+        res["finetune_all_budget"]["trainable_params"]
+        > res["finetune_1_budget"]["trainable_params"]
+        > ai["trainable_params"]
+    )
     assert res["fusion"]["trainable_params"] == 2 * (3 * enc.feature_dim + plain.feature_dim + 1)
 
 
@@ -187,16 +247,69 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys):
     from amortinv.cli import main
 
     run = tmp_path / "pre"
-    main(["pretrain", "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
-          "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
-          "--knn-eval", "false", "--progress", "false", "--out", str(run)])
+    main(
+        [
+            "pretrain",
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--batch-size",
+            "16",
+            "--max-steps",
+            "2",
+            "--encoder-options",
+            '{"cifar_stem": true, "width": 0.0625}',
+            "--proj-hidden",
+            "32",
+            "--proj-dim",
+            "16",
+            "--knn-eval",
+            "false",
+            "--progress",
+            "false",
+            "--out",
+            str(run),
+        ]
+    )
     out = tmp_path / "transfer"
-    main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "classification,rotation",
-          "--methods", "ai,ai_forward", "--baselines", "probe", "--i-steps", "2", "--eval-every", "1", "--i-batch-size", "32",
-          "--batch-size", "16", "--device", "cpu", "--out", str(out)])
+    main(
+        [
+            "transfer",
+            "--encoder",
+            str(run),
+            "--data",
+            "npz",
+            "--data-root",
+            str(tiny_npz),
+            "--task",
+            "classification,rotation",
+            "--methods",
+            "ai,ai_forward",
+            "--baselines",
+            "probe",
+            "--i-steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--i-batch-size",
+            "32",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads((out / "result.json").read_text())
     printed = capsys.readouterr().out
-    assert "== npz:classification" in printed and "test top1" in printed and "== rotation" in printed and "test r2" in printed
+    assert (
+        "== npz:classification" in printed
+        and "test top1" in printed
+        and "== rotation" in printed
+        and "test r2" in printed
+    )
     assert "files written:" in printed and "learned_i.png" in printed
     assert set(result["tasks"]) == {"npz:classification", "rotation"}
     cls = result["tasks"]["npz:classification"]["methods"]
@@ -206,9 +319,37 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys):
     with Image.open(out / "learned_i.png") as im:
         assert im.size[0] > 300
     with pytest.raises(SystemExit):
-        main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--task", "regression", "--out", str(out)])
+        main(
+            [
+                "transfer",
+                "--encoder",
+                str(run),
+                "--data",
+                "npz",
+                "--data-root",
+                str(tiny_npz),
+                "--task",
+                "regression",
+                "--out",
+                str(out),
+            ]
+        )
     with pytest.raises(SystemExit):
-        main(["transfer", "--encoder", str(run), "--data", "npz", "--data-root", str(tiny_npz), "--space", "individual5", "--out", str(out)])
+        main(
+            [
+                "transfer",
+                "--encoder",
+                str(run),
+                "--data",
+                "npz",
+                "--data-root",
+                str(tiny_npz),
+                "--space",
+                "individual5",
+                "--out",
+                str(out),
+            ]
+        )
 
 
 def test_batchnorm_statistics_recomputed_at_a_descriptor_and_restored(tiny_npz):
@@ -233,7 +374,12 @@ def test_batchnorm_statistics_recomputed_at_a_descriptor_and_restored(tiny_npz):
     with using_bn_stats(enc, stats):
         assert torch.equal(enc.bn1.running_mean, stats["bn1.running_mean"])
     assert torch.equal(enc.bn1.running_mean, before["bn1.running_mean"])
-    data = make_task("tiny", "classification", stack_dataset(build_dataset("npz", tiny_npz, "train")), stack_dataset(build_dataset("npz", tiny_npz, "test")))
+    data = make_task(
+        "tiny",
+        "classification",
+        stack_dataset(build_dataset("npz", tiny_npz, "train")),
+        stack_dataset(build_dataset("npz", tiny_npz, "test")),
+    )
     from dataclasses import replace
 
     res = run_transfer(enc, data, G, ["ai_forward", "probe"], replace(QUICK, recalibrate_bn=True), log=lambda m: None)
@@ -254,6 +400,9 @@ def test_features_never_depend_on_the_rest_of_the_batch(tiny_npz, tmp_path):
     enc.train()  # even a module left in train mode by its caller
     images = stack_dataset(build_dataset("npz", tiny_npz, "train"))[0]
     i = torch.tensor([1.0, 0.0])
-    whole, pieces = frozen_features(enc, images, i, size=(16, 16), batch_size=96), frozen_features(enc, images, i, size=(16, 16), batch_size=7)
+    whole, pieces = (
+        frozen_features(enc, images, i, size=(16, 16), batch_size=96),
+        frozen_features(enc, images, i, size=(16, 16), batch_size=7),
+    )
     assert torch.allclose(whole, pieces, atol=1e-5)
     assert enc.training  # the caller's mode is restored

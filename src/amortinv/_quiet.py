@@ -27,7 +27,11 @@ def quiet_third_party() -> None:
     """Install the warning filters and the log filter (idempotent)."""
     warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "pytorch_lightning.utilities.rank_zero"):
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "pytorch_lightning.utilities.rank_zero",
+    ):
         log = logging.getLogger(name)
         if not any(isinstance(f, _DropTips) for f in log.filters):
             log.addFilter(_DropTips())

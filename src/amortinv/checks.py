@@ -20,7 +20,9 @@ def flag(name: str) -> str:
 
 def choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"unknown {name.lstrip('-').replace('-', ' ')} '{value}' ({name}); choose from {', '.join(choices)}")
+        raise ValueError(
+            f"unknown {name.lstrip('-').replace('-', ' ')} '{value}' ({name}); choose from {', '.join(choices)}"
+        )
 
 
 def at_least(name: str, value: Any, low: int) -> None:
@@ -28,8 +30,14 @@ def at_least(name: str, value: Any, low: int) -> None:
         raise ValueError(f"{name} must be >= {low} (a whole number), got {value!r}")
 
 
-def finite(name: str, value: Any, low: float | None = None, above: float | None = None, high: float | None = None,
-            below: float | None = None) -> None:
+def finite(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    above: float | None = None,
+    high: float | None = None,
+    below: float | None = None,
+) -> None:
     """Refuse a value that is not a finite number inside the given bounds (``low``/``high`` inclusive, ``above``/``below`` strict)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (low is None or value >= low) and (above is None or value > above)

@@ -71,7 +71,9 @@ def preview(
     images = torch.stack([ds[int(k)][0] for k in idx])
     size = image_size or tuple(images.shape[-2:])
     augment = modality.augment(inv_space, size, recipe=recipe)
-    path = modality.preview(images, augment, ds, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}", wavs=wavs)
+    path = modality.preview(
+        images, augment, ds, Path(out), title=f"{data} - space {inv_space.name} - recipe {recipe}", wavs=wavs
+    )
     print(f"wrote {path}")
     return str(path)
 
@@ -84,12 +86,21 @@ def _run_pretrain(**kwargs: object) -> None:
     if not result:
         return
     out = Path(str(kwargs["out"]))
-    sizes = {name: (out / name).stat().st_size / 2**20 for name in ("encoder.safetensors", "checkpoints/last.ckpt") if (out / name).is_file()}
-    print(f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}, {result['wall_time_s']:.1f} s")
+    sizes = {
+        name: (out / name).stat().st_size / 2**20
+        for name in ("encoder.safetensors", "checkpoints/last.ckpt")
+        if (out / name).is_file()
+    }
+    print(
+        f"pre-training done: {result['steps']} steps, final loss {result['final_loss']:.4f}, {result['wall_time_s']:.1f} s"
+    )
     for label, acc in (result.get("knn_top1") or {}).items():
         print(f"  kNN top-1 at {label}: {acc:.4f}")
-    print(f"run folder {out}: " + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in sizes.items())
-          + ("" if kwargs.get("keep_optimizer") else " (optimiser state dropped from the finished run's checkpoint)"))
+    print(
+        f"run folder {out}: "
+        + ", ".join(f"{name} {mb:,.1f} MB" for name, mb in sizes.items())
+        + ("" if kwargs.get("keep_optimizer") else " (optimiser state dropped from the finished run's checkpoint)")
+    )
 
 
 def transfer(**kwargs: object) -> None:
@@ -99,7 +110,12 @@ def transfer(**kwargs: object) -> None:
 
 
 def demo(
-    data: str = "shapes", data_root: str | None = None, out: str = "runs/demo", quick: bool = False, device: str = "auto", seed: int = 0
+    data: str = "shapes",
+    data_root: str | None = None,
+    out: str = "runs/demo",
+    quick: bool = False,
+    device: str = "auto",
+    seed: int = 0,
 ) -> None:
     """Run the whole method end to end: pre-train AI-SimCLR and SimCLR, transfer with learned invariances, measure, report.
 
@@ -162,8 +178,16 @@ def _lazy(module: str, name: str) -> Callable[[], object]:
 
 
 COMMANDS: dict[str, Callable[..., object]] = {
-    "demo": demo, "preview": preview, "pretrain": _run_pretrain, "transfer": transfer, "fewshot": fewshot, "measure": measure,
-    "bound": bound, "export": export, "import": import_, "suite": suite,
+    "demo": demo,
+    "preview": preview,
+    "pretrain": _run_pretrain,
+    "transfer": transfer,
+    "fewshot": fewshot,
+    "measure": measure,
+    "bound": bound,
+    "export": export,
+    "import": import_,
+    "suite": suite,
 }
 SIGNATURES: dict[str, Callable[[], object]] = {
     "pretrain": _lazy("amortinv.ssl.config", "PretrainConfig"),
@@ -177,8 +201,10 @@ SIGNATURES: dict[str, Callable[[], object]] = {
 }
 
 
-_TYPE_ERROR = re.compile(r'Parser key "([\w.]+)": (?:Does not validate against any of the Union subtypes Subtypes: '
-                         r"\[(?P<union>.*?)\].*Given value: |Expected a <class '(?P<type>\w+)'>\. Got value: )(?P<value>.*)$")
+_TYPE_ERROR = re.compile(
+    r'Parser key "([\w.]+)": (?:Does not validate against any of the Union subtypes Subtypes: '
+    r"\[(?P<union>.*?)\].*Given value: |Expected a <class '(?P<type>\w+)'>\. Got value: )(?P<value>.*)$"
+)
 
 
 def _concise(text: str) -> str:
@@ -206,7 +232,11 @@ def build_parser() -> ArgumentParser:
     """The top-level parser with one subcommand per entry of ``COMMANDS``."""
     from amortinv import __version__
 
-    parser = _Parser(prog="amortinv", description="Amortised invariance learning for contrastive self-supervision.", allow_abbrev=False)
+    parser = _Parser(
+        prog="amortinv",
+        description="Amortised invariance learning for contrastive self-supervision.",
+        allow_abbrev=False,
+    )
     parser.add_argument("--version", action="version", version=f"amortinv {__version__}")
     subcommands = parser.add_subcommands(dest="command")
     for name, fn in COMMANDS.items():
@@ -280,8 +310,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"amortinv: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception:  # not a bad input: a bug; keep the traceback and say so
-        print("amortinv: internal error (a bug, not your input): please report it with the command and the traceback above",
-              file=sys.stderr)
+        print(
+            "amortinv: internal error (a bug, not your input): please report it with the command and the traceback above",
+            file=sys.stderr,
+        )
         raise
 
 

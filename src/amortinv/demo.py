@@ -52,11 +52,30 @@ class DemoProfile:
 
 
 PROFILES = {
-    "full": DemoProfile(pretrain_steps=700, batch_size=128, width=0.125, train_images=4000, test_images=1000,
-                        i_steps=30, eval_every=10, measure_images=300, transforms="all", episodes=300),
-    "quick": DemoProfile(pretrain_steps=25, batch_size=64, width=0.0625, train_images=400, test_images=200,
-                         i_steps=4, eval_every=2, measure_images=40, transforms="hflip,rotation,translation,grayscale,hue,brightness",
-                         episodes=10),
+    "full": DemoProfile(
+        pretrain_steps=700,
+        batch_size=128,
+        width=0.125,
+        train_images=4000,
+        test_images=1000,
+        i_steps=30,
+        eval_every=10,
+        measure_images=300,
+        transforms="all",
+        episodes=300,
+    ),
+    "quick": DemoProfile(
+        pretrain_steps=25,
+        batch_size=64,
+        width=0.0625,
+        train_images=400,
+        test_images=200,
+        i_steps=4,
+        eval_every=2,
+        measure_images=40,
+        transforms="hflip,rotation,translation,grayscale,hue,brightness",
+        episodes=10,
+    ),
 }
 
 
@@ -68,14 +87,39 @@ KNOWN_NEEDS = {  # what each shapes task needs, by construction of the data
 }
 
 
-def _pretrain(name: str, encoder: str, fixed: str | None, data: str, data_root: str | None, p: DemoProfile, out: Path, device: str, seed: int) -> dict:
+def _pretrain(
+    name: str,
+    encoder: str,
+    fixed: str | None,
+    data: str,
+    data_root: str | None,
+    p: DemoProfile,
+    out: Path,
+    device: str,
+    seed: int,
+) -> dict:
     from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
 
     cfg = PretrainConfig(
-        method="simclr", encoder=encoder, encoder_options={"cifar_stem": True, "width": p.width}, space="groups2",
-        fixed_descriptor=fixed, data=data, data_root=data_root, batch_size=p.batch_size, epochs=10_000,
-        max_steps=p.pretrain_steps, lr=2e-3, warmup_epochs=0.0, proj_hidden=256, proj_dim=64, knn_eval=False,
-        accelerator="gpu" if device == "cuda" else "cpu", out=str(out / name), seed=seed, overwrite=True,  # a demo re-run replaces its runs
+        method="simclr",
+        encoder=encoder,
+        encoder_options={"cifar_stem": True, "width": p.width},
+        space="groups2",
+        fixed_descriptor=fixed,
+        data=data,
+        data_root=data_root,
+        batch_size=p.batch_size,
+        epochs=10_000,
+        max_steps=p.pretrain_steps,
+        lr=2e-3,
+        warmup_epochs=0.0,
+        proj_hidden=256,
+        proj_dim=64,
+        knn_eval=False,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        out=str(out / name),
+        seed=seed,
+        overwrite=True,  # a demo re-run replaces its runs
     )
     return run_pretrain(cfg, resume_hint="the demo starts its runs afresh: run the same demo command again")
 
@@ -86,32 +130,60 @@ def _progress_line(message: str) -> None:
         tqdm.write("  " + message)
 
 
-def _fewshot(ai_enc: torch.nn.Module, plain_enc: torch.nn.Module, space: InvarianceSpace, data: str, data_root: str | None,
-             p: DemoProfile, dev: str, seed: int) -> dict:
+def _fewshot(
+    ai_enc: torch.nn.Module,
+    plain_enc: torch.nn.Module,
+    space: InvarianceSpace,
+    data: str,
+    data_root: str | None,
+    p: DemoProfile,
+    dev: str,
+    seed: int,
+) -> dict:
     from amortinv.fewshot.command import load_pool
     from amortinv.fewshot.evaluate import run_episodes
     from amortinv.fewshot.settings import FewShotSettings
 
-    images, labels, _ = load_pool(data, data_root, "test", "shape" if data == "shapes" else "classification", p.test_images, seed)
-    settings = FewShotSettings(ways=min(5, int(labels.max()) + 1), shots=(1, 5), queries=10, episodes=p.episodes, heads=("ridge",),
-                               device=dev, seed=seed)
+    images, labels, _ = load_pool(
+        data, data_root, "test", "shape" if data == "shapes" else "classification", p.test_images, seed
+    )
+    settings = FewShotSettings(
+        ways=min(5, int(labels.max()) + 1),
+        shots=(1, 5),
+        queries=10,
+        episodes=p.episodes,
+        heads=("ridge",),
+        device=dev,
+        seed=seed,
+    )
     return run_episodes(ai_enc, space, images, labels, settings, {"simclr": plain_enc})
 
 
 def fewshot_table(results: dict[str, dict]) -> str:
     """A Markdown table of few-shot accuracy (mean ± 95% CI): learned i, i = 1, plain SimCLR, and the oracle bound."""
-    lines = ["| episodes | AI-SimCLR, learned i | AI-SimCLR, i = 1 | SimCLR | oracle best fixed i (upper bound) |", "|" + " --- |" * 5]
-    for setting, rec in results.items():
+    lines = [
+        "| episodes | AI-SimCLR, learned i | AI-SimCLR, i = 1 | SimCLR | oracle best fixed i (upper bound) |",
+        "|" + " --- |" * 5,
+    ]
+    for rec in results.values():
         acc = rec["accuracy"]
         ones = next(v for k, v in acc.items() if k.startswith("fixed[[1,1") and k.endswith("/ridge"))
         cells = [acc["ai_learned"], ones, acc["plain:simclr/ridge"], acc["oracle_best_fixed"]]
-        lines.append(f"| {rec['ways']}-way {rec['shots']}-shot ({rec['episodes']}) | " + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells) + " |")
+        lines.append(
+            f"| {rec['ways']}-way {rec['shots']}-shot ({rec['episodes']}) | "
+            + " | ".join(f"{c['mean']:.3f} ± {c['ci95']:.3f}" for c in cells)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def results_table(tasks: dict[str, dict], factors: tuple[str, ...]) -> str:
     """A Markdown table: per task, the score of AI (learned i), the AI encoder at i = 1, the best fixed-i probe, plain SimCLR."""
-    head = "| task | metric | AI-SimCLR, learned i | AI-SimCLR, i = 1 | best fixed i | SimCLR | learned i (" + ", ".join(factors) + ") |"
+    head = (
+        "| task | metric | AI-SimCLR, learned i | AI-SimCLR, i = 1 | best fixed i | SimCLR | learned i ("
+        + ", ".join(factors)
+        + ") |"
+    )
     lines = [head, "|" + " --- |" * 7]
     for name, rec in tasks.items():
         ai, plain = rec["ai"], rec["plain"]
@@ -124,17 +196,24 @@ def results_table(tasks: dict[str, dict], factors: tuple[str, ...]) -> str:
         lines.append(
             f"| {name} | {metric} | {ai['ai_forward']['test'][metric]:.3f} | {ones['test'][metric]:.3f} | "
             f"{best['test'][metric]:.3f} {best_label[6:-1].split(' ')[0]} | {plain_rec['test'][metric]:.3f} | "
-            + ", ".join(f"{learned[f]:.2f}" for f in factors) + " |"
+            + ", ".join(f"{learned[f]:.2f}" for f in factors)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
 
-SMOKE_TEST = ("SMOKE TEST (--quick: {steps} pre-training steps): these numbers only show that every stage runs and say nothing "
-              "about the method; `amortinv demo` (10-15 minutes on 2 CPU cores) gives results")
+SMOKE_TEST = (
+    "SMOKE TEST (--quick: {steps} pre-training steps): these numbers only show that every stage runs and say nothing "
+    "about the method; `amortinv demo` (10-15 minutes on 2 CPU cores) gives results"
+)
 
 
 def run_demo(
-    data: str = "shapes", data_root: str | None = None, out: str = "runs/demo", quick: bool = False, device: str = "auto",
+    data: str = "shapes",
+    data_root: str | None = None,
+    out: str = "runs/demo",
+    quick: bool = False,
+    device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run the demo (see the module docstring) and return its ``result.json`` record."""
@@ -160,7 +239,16 @@ def run_demo(
 
     names = list(SHAPE_TASKS) if data == "shapes" else ["classification", "rotation", "colour"]
     print(f"[2/5] transfer to {', '.join(names)}")
-    tasks = build_tasks(names, data, data_root, image_size=None, train_limit=p.train_images, test_limit=p.test_images, val_fraction=0.15, seed=seed)
+    tasks = build_tasks(
+        names,
+        data,
+        data_root,
+        image_size=None,
+        train_limit=p.train_images,
+        test_limit=p.test_images,
+        val_fraction=0.15,
+        seed=seed,
+    )
     search = SearchSettings(steps=p.i_steps, eval_every=p.eval_every)
     settings = TransferSettings(search=search, batch_size=128, device=dev, seed=seed)
     transfer: dict[str, dict] = {}
@@ -179,22 +267,54 @@ def run_demo(
     x, ref = images[: p.measure_images], images[p.measure_images :]
     transforms = resolve_transforms(p.transforms)
     ds = list(space.training_descriptors())
-    measured = measure_invariance(ai_enc, x, ds, transforms, ref, labels=[f"AI {space.label(d)}" for d in ds], progress=True)
-    measured["results"].update(measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"], progress=True)["results"])
+    measured = measure_invariance(
+        ai_enc, x, ds, transforms, ref, labels=[f"AI {space.label(d)}" for d in ds], progress=True
+    )
+    measured["results"].update(
+        measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"], progress=True)["results"]
+    )
 
     print("[5/5] writing the report")
-    table = (f"> **{smoke}**\n\n" if smoke else "") + results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
+    table = (
+        (f"> **{smoke}**\n\n" if smoke else "") + results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
+    )
     learned = {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()}
-    starts = {name: {f: v for f, v in zip(space.factors, rec["ai"]["ai_forward"]["path"][0]["i"])} for name, rec in transfer.items()}
-    learned_i_chart(learned, out_dir / "learned_i.png", title=f"{tag}Learned invariance per task ({data}, AI-SimCLR)", start=starts,
-                    expected=KNOWN_NEEDS if data == "shapes" else None)
-    radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
-               out_dir / "radar.png", title=f"{tag}Invariance to transforms ({data}, cosine similarity; 1 = invariant)")
+    starts = {
+        name: {f: v for f, v in zip(space.factors, rec["ai"]["ai_forward"]["path"][0]["i"])}
+        for name, rec in transfer.items()
+    }
+    learned_i_chart(
+        learned,
+        out_dir / "learned_i.png",
+        title=f"{tag}Learned invariance per task ({data}, AI-SimCLR)",
+        start=starts,
+        expected=KNOWN_NEEDS if data == "shapes" else None,
+    )
+    radar_plot(
+        {label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
+        out_dir / "radar.png",
+        title=f"{tag}Invariance to transforms ({data}, cosine similarity; 1 = invariant)",
+    )
     (out_dir / "table.md").write_text(table)
     result = {
-        "data": data, "profile": "quick" if quick else "full", "smoke_test": quick, "device": dev, "seed": seed, "space": space.to_config(),
-        "pretrain": {k: {key: v.get(key) for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")} for k, v in pre.items()},
-        "transfer": transfer, "learned_i": learned, "fewshot": fewshot, "invariance": measured, "table_markdown": table,
+        "data": data,
+        "profile": "quick" if quick else "full",
+        "smoke_test": quick,
+        "device": dev,
+        "seed": seed,
+        "space": space.to_config(),
+        "pretrain": {
+            k: {
+                key: v.get(key)
+                for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")
+            }
+            for k, v in pre.items()
+        },
+        "transfer": transfer,
+        "learned_i": learned,
+        "fewshot": fewshot,
+        "invariance": measured,
+        "table_markdown": table,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     write_json(out_dir / "result.json", result)

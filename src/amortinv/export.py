@@ -34,12 +34,20 @@ def descriptor_from_transfer(path: str, task: str | None, factors: tuple[str, ..
     if task not in learned:
         raise ValueError(f"task '{task}' is not in {file}; it has {sorted(learned)}")
     if set(learned[task]) != set(factors):
-        raise ValueError(f"the learned descriptor names factors {sorted(learned[task])}, the encoder's space {list(factors)}")
+        raise ValueError(
+            f"the learned descriptor names factors {sorted(learned[task])}, the encoder's space {list(factors)}"
+        )
     return [float(learned[task][f]) for f in factors], f"{file}:{task}"
 
 
-def export_command(encoder: str, out: str, transfer: str | None = None, task: str | None = None, descriptor: str | None = None,
-                   overwrite: bool = False) -> dict[str, Any]:
+def export_command(
+    encoder: str,
+    out: str,
+    transfer: str | None = None,
+    task: str | None = None,
+    descriptor: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Export a conditioned encoder at one descriptor as a plain encoder (materialised weights, safetensors + JSON).
 
     Args:
@@ -69,14 +77,23 @@ def export_command(encoder: str, out: str, transfer: str | None = None, task: st
     i = space.validate(values)
     enc = enc.eval()
     if not hasattr(enc, "materialise"):
-        raise ValueError(f"encoder '{enc.config['name']}' cannot be materialised at a fixed descriptor (Hyper-ResNets can)")
+        raise ValueError(
+            f"encoder '{enc.config['name']}' cannot be materialised at a fixed descriptor (Hyper-ResNets can)"
+        )
     plain = enc.materialise(i)
     prepare_output_folder(Path(out), overwrite, source=encoder)
-    meta = {"exported_from": str(encoder), "descriptor": space.describe(i), "descriptor_source": source, "space": space.to_config()}
+    meta = {
+        "exported_from": str(encoder),
+        "descriptor": space.describe(i),
+        "descriptor_source": source,
+        "space": space.to_config(),
+    }
     path = save_encoder(Path(out) / "encoder", plain.eval(), metadata=meta)
     with torch.no_grad():
         x = torch.rand(2, enc.in_channels, 32, 32)
         gap = float((plain(x) - enc(x, i)).abs().max())
-    print(f"exported {enc.config['name']} at i = {space.describe(i)} as {plain.config['name']} (max |difference| on a check batch {gap:.2e})")
+    print(
+        f"exported {enc.config['name']} at i = {space.describe(i)} as {plain.config['name']} (max |difference| on a check batch {gap:.2e})"
+    )
     print(f"files written: {path}, {path.with_suffix('.json')}")
     return {"path": str(path), "descriptor": space.describe(i), "max_abs_difference": gap}

@@ -35,9 +35,15 @@ def evaluating(module: torch.nn.Module) -> Iterator[None]:
 
 @torch.no_grad()
 def frozen_features(
-    encoder: Encoder, inputs: torch.Tensor | Iterable[torch.Tensor], i: torch.Tensor | Sequence[float] | None = None, *,
-    size: tuple[int, ...] | None = None, batch_size: int = 256, device: str | torch.device | None = None,
-    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None, normalise: bool = False,
+    encoder: Encoder,
+    inputs: torch.Tensor | Iterable[torch.Tensor],
+    i: torch.Tensor | Sequence[float] | None = None,
+    *,
+    size: tuple[int, ...] | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    normalise: bool = False,
 ) -> torch.Tensor:
     """Features (N, D), float32 on the CPU, of raw inputs at descriptor ``i``.
 
@@ -55,7 +61,11 @@ def frozen_features(
     params = next(encoder.parameters())
     device = torch.device(device) if device is not None else params.device
     i_t = None if i is None or not encoder.conditioned else torch.as_tensor(i, dtype=params.dtype, device=device)
-    batches = (inputs[s : s + batch_size] for s in range(0, len(inputs), batch_size)) if isinstance(inputs, torch.Tensor) else inputs
+    batches = (
+        (inputs[s : s + batch_size] for s in range(0, len(inputs), batch_size))
+        if isinstance(inputs, torch.Tensor)
+        else inputs
+    )
     out = []
     with evaluating(encoder):
         for raw in batches:

@@ -16,7 +16,9 @@ __all__ = ["import_command", "FORMATS"]
 FORMATS = ("official-ai-moco",)
 
 
-def import_command(checkpoint: str, out: str, format: str = "official-ai-moco", heads: bool = False, overwrite: bool = False) -> dict[str, Any]:  # noqa: A002
+def import_command(
+    checkpoint: str, out: str, format: str = "official-ai-moco", heads: bool = False, overwrite: bool = False
+) -> dict[str, Any]:  # noqa: A002
     """Import a checkpoint trained elsewhere (the paper's released AI-MoCo-v2 Hyper-ResNet-50) as a run folder.
 
     Args:
@@ -42,20 +44,37 @@ def import_command(checkpoint: str, out: str, format: str = "official-ai-moco", 
         folder.mkdir(parents=True, exist_ok=True)
         write_safetensors(folder / "encoder.safetensors", encoder.state_dict(), metadata={"format": FORMAT})
         if heads:
-            write_safetensors(folder / "heads.safetensors", dict(sorted(head_tensors.items())), metadata={"format": "amortinv-heads/1"})
+            write_safetensors(
+                folder / "heads.safetensors",
+                dict(sorted(head_tensors.items())),
+                metadata={"format": "amortinv-heads/1"},
+            )
     parameters = sum(p.numel() for p in encoder.parameters())
     size_mb = sum(t.numel() * t.element_size() for t in encoder.state_dict().values()) / 2**20
     meta = {
-        "space": load_space("groups2").to_config(), "imported_from": facts, "descriptors": list(DESCRIPTORS),
+        "space": load_space("groups2").to_config(),
+        "imported_from": facts,
+        "descriptors": list(DESCRIPTORS),
         "recipe": "views as described per descriptor; amortinv's 'reference' recipe reproduces their appearance views",
         "dropped": "bn_down in every block (a BatchNorm their forward never uses)",
-        "heads": "heads.safetensors: predictor_b.{official_index}.{0,2} (Linear 2048-2048, ReLU, Linear 2048-128)" if heads else None,
+        "heads": "heads.safetensors: predictor_b.{official_index}.{0,2} (Linear 2048-2048, ReLU, Linear 2048-128)"
+        if heads
+        else None,
     }
     write_json(folder / "encoder.json", {"format": FORMAT, "encoder": encoder.config, "metadata": meta})
-    record = {"parameters": parameters, "encoder_mb": round(size_mb, 1), "peak_rss_delta_mb": round(meter.peak_mb, 1),
-              "peak_over_encoder": round(meter.peak_mb / size_mb, 2) if size_mb else None, "seconds": round(time.perf_counter() - start, 1)}
-    print(f"imported {facts.get('arch', 'the checkpoint')} (epoch {facts.get('epoch', '?')}) as {encoder.config['name']} "
-          f"(width {encoder.config['width']:g}, {parameters:,} parameters, {size_mb:,.0f} MiB) into {folder}; "
-          f"peak memory {meter.peak_mb:,.0f} MiB, {record['seconds']} s")
-    print("descriptors: [0,1] = their 'dorsal' (appearance views), [1,0] = 'ventral' (spatial views), [1,1] = 'default'")
+    record = {
+        "parameters": parameters,
+        "encoder_mb": round(size_mb, 1),
+        "peak_rss_delta_mb": round(meter.peak_mb, 1),
+        "peak_over_encoder": round(meter.peak_mb / size_mb, 2) if size_mb else None,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(
+        f"imported {facts.get('arch', 'the checkpoint')} (epoch {facts.get('epoch', '?')}) as {encoder.config['name']} "
+        f"(width {encoder.config['width']:g}, {parameters:,} parameters, {size_mb:,.0f} MiB) into {folder}; "
+        f"peak memory {meter.peak_mb:,.0f} MiB, {record['seconds']} s"
+    )
+    print(
+        "descriptors: [0,1] = their 'dorsal' (appearance views), [1,0] = 'ventral' (spatial views), [1,1] = 'default'"
+    )
     return record

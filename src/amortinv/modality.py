@@ -52,7 +52,9 @@ class Modality:
         """A raw batch as the encoder's deterministic float input at ``size`` (on ``x``'s device)."""
         raise NotImplementedError
 
-    def preview(self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False) -> Path:
+    def preview(
+        self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False
+    ) -> Path:
         """Write a PNG of what the engine's descriptors do to the raw batch ``x`` (and, for audio, WAVs if ``wavs``)."""
         raise NotImplementedError
 
@@ -85,7 +87,9 @@ class _Vision(Modality):
 
         return normalise(self.base(x, size))
 
-    def preview(self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False) -> Path:
+    def preview(
+        self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False
+    ) -> Path:
         from amortinv.viz.preview import preview_grid
 
         return preview_grid(x, augment, out, title=title)
@@ -119,7 +123,9 @@ class _Audio(Modality):
     def eval_input(self, x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         return self.base(x, size)
 
-    def preview(self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False) -> Path:
+    def preview(
+        self, x: torch.Tensor, augment: nn.Module, dataset: Any, out: Path, title: str, wavs: bool = False
+    ) -> Path:
         from amortinv.viz.preview_audio import audio_preview_grid
 
         wav_dir = out.with_name(out.stem + "_wavs") if wavs else None

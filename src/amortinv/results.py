@@ -46,8 +46,10 @@ def prepare_output_folder(out: Path, overwrite: bool, source: str | Path | None 
             raise ValueError(f"--out {out} is the folder of the input {source}: choose another --out")
     held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if held and not overwrite:
-        raise ValueError(f"--out {out} is not empty (it holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
-                         "--overwrite true replaces its contents, or choose another --out")
+        raise ValueError(
+            f"--out {out} is not empty (it holds {', '.join(held[:4])}{', ...' if len(held) > 4 else ''}): "
+            "--overwrite true replaces its contents, or choose another --out"
+        )
     for child in out.iterdir() if held else ():
         shutil.rmtree(child) if child.is_dir() else child.unlink()
 

@@ -140,9 +140,7 @@ class InvarianceSpace:
         if self.descriptors is not None:
             rows = self.descriptors
         else:
-            rows = tuple(
-                bits for bits in itertools.product((0, 1), repeat=self.dim) if sum(bits) >= self.min_active
-            )
+            rows = tuple(bits for bits in itertools.product((0, 1), repeat=self.dim) if sum(bits) >= self.min_active)
         return torch.tensor(rows, dtype=torch.float32)
 
     def candidate_descriptors(self, limit: int = CANDIDATE_LIMIT) -> torch.Tensor:
@@ -157,7 +155,7 @@ class InvarianceSpace:
         rest = rest[~(rest == 1).all(dim=1)]
         if len(rest) + 1 <= limit:
             return torch.cat([ones, rest])
-        leave_one = (rest.sum(dim=1) == self.dim - 1)
+        leave_one = rest.sum(dim=1) == self.dim - 1
         others = rest[~leave_one]
         pick = torch.linspace(0, len(others) - 1, max(0, limit - 1 - int(leave_one.sum()))).round().long()
         return torch.cat([ones, rest[leave_one], others[pick]])[:limit]
@@ -172,7 +170,9 @@ class InvarianceSpace:
         rows = self.training_descriptors()
         is_ones = (rows == 1).all(dim=1)
         if not is_ones.any() or len(rows) < 2:
-            raise ValueError(f"invariance space '{self.name}': ones_share needs the all-ones descriptor and another in the training set")
+            raise ValueError(
+                f"invariance space '{self.name}': ones_share needs the all-ones descriptor and another in the training set"
+            )
         return torch.where(is_ones, ones_share, (1 - ones_share) / (len(rows) - 1))
 
     def sample_index(self, step: int, seed: int = 0, weights: torch.Tensor | None = None) -> int:
@@ -204,9 +204,7 @@ class InvarianceSpace:
             raise ValueError(f"descriptor for {where} is not a numeric vector: {i!r}") from err
         t = t.detach()
         if t.ndim != 1 or t.shape[0] != self.dim:
-            raise ValueError(
-                f"descriptor for {where} must have shape ({self.dim},), got shape {tuple(t.shape)}"
-            )
+            raise ValueError(f"descriptor for {where} must have shape ({self.dim},), got shape {tuple(t.shape)}")
         if not torch.isfinite(t).all():
             raise ValueError(f"descriptor for {where} has non-finite values: {t.tolist()}")
         if (t < 0).any() or (t > 1).any():

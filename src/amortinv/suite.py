@@ -28,7 +28,18 @@ from typing import Any
 __all__ = ["suite_command", "suite_table", "average_ranks"]
 
 PROTOCOLS = ("transfer", "fewshot", "lowshot")
-DATASET_KEYS = {"name", "root", "task", "label", "protocols", "train_limit", "test_limit", "pool_limit", "image_size", "clip_seconds"}
+DATASET_KEYS = {
+    "name",
+    "root",
+    "task",
+    "label",
+    "protocols",
+    "train_limit",
+    "test_limit",
+    "pool_limit",
+    "image_size",
+    "clip_seconds",
+}
 
 
 def _entry(raw: dict[str, Any]) -> dict[str, Any]:
@@ -38,9 +49,20 @@ def _entry(raw: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(raw) - DATASET_KEYS)
     if unknown:
         raise ValueError(f"suite dataset '{raw['name']}': unknown keys {unknown}; it takes {sorted(DATASET_KEYS)}")
-    entry = {"task": "classification", "protocols": ["transfer"], "train_limit": None, "test_limit": None, "pool_limit": None,
-             "image_size": None, "clip_seconds": None, "root": None, **raw}
-    entry.setdefault("label", entry["name"] if entry["task"] == "classification" else f"{entry['name']}:{entry['task']}")
+    entry = {
+        "task": "classification",
+        "protocols": ["transfer"],
+        "train_limit": None,
+        "test_limit": None,
+        "pool_limit": None,
+        "image_size": None,
+        "clip_seconds": None,
+        "root": None,
+        **raw,
+    }
+    entry.setdefault(
+        "label", entry["name"] if entry["task"] == "classification" else f"{entry['name']}:{entry['task']}"
+    )
     bad = [p for p in entry["protocols"] if p not in PROTOCOLS]
     if bad:
         raise ValueError(f"suite dataset '{entry['label']}': unknown protocols {bad}; choose from {list(PROTOCOLS)}")
@@ -85,13 +107,24 @@ def suite_table(results: dict[str, dict], encoders: list[str]) -> tuple[str, lis
     return "\n".join(lines) + "\n", rows
 
 
-def _transfer(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any) -> tuple[dict, dict]:
+def _transfer(
+    entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any
+) -> tuple[dict, dict]:
     from amortinv.transfer.command import audio_reading, build_tasks
     from amortinv.transfer.protocol import run_transfer
 
     reading = audio_reading(next(iter(encoders.values())), entry["clip_seconds"])
-    task = build_tasks([entry["task"]], entry["name"], entry["root"], image_size=entry["image_size"], train_limit=entry["train_limit"],
-                       test_limit=entry["test_limit"], val_fraction=0.1, seed=settings.seed, audio=reading)[0]
+    task = build_tasks(
+        [entry["task"]],
+        entry["name"],
+        entry["root"],
+        image_size=entry["image_size"],
+        train_limit=entry["train_limit"],
+        test_limit=entry["test_limit"],
+        val_fraction=0.1,
+        seed=settings.seed,
+        audio=reading,
+    )[0]
     scores, learned, records = {}, {}, {}
     for label, enc in encoders.items():
         rec = run_transfer(enc, task, space_of[label], ["ai_forward"] if enc.conditioned else ["probe"], settings)
@@ -104,7 +137,9 @@ def _transfer(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[st
     return {entry["label"]: scores}, {"learned_i": learned, "transfer": records, "data": task.summary()}
 
 
-def _episodes(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any, lowshot: bool) -> tuple[dict, dict]:
+def _episodes(
+    entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any, lowshot: bool
+) -> tuple[dict, dict]:
     from amortinv.fewshot.command import load_pool
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
     from amortinv.transfer.command import audio_reading
@@ -112,15 +147,26 @@ def _episodes(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[st
     ai = {k: e for k, e in encoders.items() if e.conditioned}
     plain = {k: e for k, e in encoders.items() if not e.conditioned}
     if not ai:
-        raise ValueError(f"suite dataset '{entry['label']}': few-shot protocols need at least one AI (conditioned) encoder")
+        raise ValueError(
+            f"suite dataset '{entry['label']}': few-shot protocols need at least one AI (conditioned) encoder"
+        )
     reading = audio_reading(next(iter(ai.values())), entry["clip_seconds"])
-    images, targets, _ = load_pool(entry["name"], entry["root"], "test", entry["task"], entry["pool_limit"], settings.seed, reading)
+    images, targets, _ = load_pool(
+        entry["name"], entry["root"], "test", entry["task"], entry["pool_limit"], settings.seed, reading
+    )
     scores: dict[str, dict] = {}
     records = {}
     for k, (label, enc) in enumerate(ai.items()):
-        with_plain = plain if k == 0 else {}  # the plain encoders' rows once, on the same episodes as the first AI encoder
+        with_plain = (
+            plain if k == 0 else {}
+        )  # the plain encoders' rows once, on the same episodes as the first AI encoder
         if lowshot:
-            rec, metric = run_lowshot(enc, space_of[label], images, targets, settings.fractions, settings.repeats, settings, with_plain), "r2"
+            rec, metric = (
+                run_lowshot(
+                    enc, space_of[label], images, targets, settings.fractions, settings.repeats, settings, with_plain
+                ),
+                "r2",
+            )
         else:
             rec, metric = run_episodes(enc, space_of[label], images, targets, settings, with_plain), "accuracy"
         records[label] = rec
@@ -134,19 +180,31 @@ def _episodes(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[st
     return scores, {"lowshot" if lowshot else "fewshot": records}
 
 
-def _run_dataset(entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any) -> dict[str, Any]:
+def _run_dataset(
+    entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any
+) -> dict[str, Any]:
     from amortinv.fewshot.settings import FewShotSettings
     from amortinv.transfer.settings import SearchSettings, TransferSettings
 
     record: dict[str, Any] = {"entry": entry, "scores": {}}
     for protocol in entry["protocols"]:
         if protocol == "transfer":
-            transfer_settings = TransferSettings(search=SearchSettings(steps=settings["i_steps"]), device=settings["device"], seed=settings["seed"])
+            transfer_settings = TransferSettings(
+                search=SearchSettings(steps=settings["i_steps"]), device=settings["device"], seed=settings["seed"]
+            )
             scores, extra = _transfer(entry, encoders, space_of, transfer_settings)
         else:
-            shots_settings = FewShotSettings(ways=settings["ways"], shots=settings["shots"], queries=settings["queries"],
-                                             episodes=settings["episodes"], heads=("ridge",), fractions=settings["fractions"],
-                                             repeats=settings["repeats"], device=settings["device"], seed=settings["seed"])
+            shots_settings = FewShotSettings(
+                ways=settings["ways"],
+                shots=settings["shots"],
+                queries=settings["queries"],
+                episodes=settings["episodes"],
+                heads=("ridge",),
+                fractions=settings["fractions"],
+                repeats=settings["repeats"],
+                device=settings["device"],
+                seed=settings["seed"],
+            )
             scores, extra = _episodes(entry, encoders, space_of, shots_settings, lowshot=protocol == "lowshot")
         record["scores"].update(scores)
         record.update(extra)
@@ -164,14 +222,27 @@ def _write_tables(out: Path, results: dict[str, dict], labels: list[str]) -> Non
     for label in labels:
         learned = {name: rec["learned_i"][label] for name, rec in results.items() if label in rec.get("learned_i", {})}
         if learned:
-            learned_i_chart(learned, out / f"learned_i_{label}.png", title=f"Learned invariance per dataset ({label}; 1 = invariant)")
+            learned_i_chart(
+                learned,
+                out / f"learned_i_{label}.png",
+                title=f"Learned invariance per dataset ({label}; 1 = invariant)",
+            )
     write_json(out / "result.json", {"datasets": results, "table_markdown": table})
 
 
 def suite_command(
-    encoders: dict[str, str], datasets: list[dict[str, Any]], out: str = "runs/suite", ways: int = 5, shots: str = "1,5",
-    queries: int = 15, episodes: int = 2000, fractions: str = "0.05,0.2", repeats: int = 100, i_steps: int = 30,
-    device: str = "auto", seed: int = 0,
+    encoders: dict[str, str],
+    datasets: list[dict[str, Any]],
+    out: str = "runs/suite",
+    ways: int = 5,
+    shots: str = "1,5",
+    queries: int = 15,
+    episodes: int = 2000,
+    fractions: str = "0.05,0.2",
+    repeats: int = 100,
+    i_steps: int = 30,
+    device: str = "auto",
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Run the paper's protocols over many datasets and encoders and write its tables (give them in a YAML: --config suite.yaml).
 
@@ -199,9 +270,17 @@ def suite_command(
     entries = [_entry(raw) for raw in datasets]
     if not encoders or not entries:
         raise ValueError("a suite needs encoders (label: run folder) and datasets")
-    settings = {"ways": ways, "shots": tuple(int(v) for v in shots.split(",")), "queries": queries, "episodes": episodes,
-                "fractions": tuple(float(v) for v in fractions.split(",")), "repeats": repeats, "i_steps": i_steps,
-                "device": resolve_device(device), "seed": seed}
+    settings = {
+        "ways": ways,
+        "shots": tuple(int(v) for v in shots.split(",")),
+        "queries": queries,
+        "episodes": episodes,
+        "fractions": tuple(float(v) for v in fractions.split(",")),
+        "repeats": repeats,
+        "i_steps": i_steps,
+        "device": resolve_device(device),
+        "seed": seed,
+    }
     check_output_folder(out)
     from amortinv.encoders.io import encoder_paths
 
@@ -227,9 +306,13 @@ def suite_command(
         if entry["root"] is not None and not Path(entry["root"]).expanduser().exists():
             print(f"[{k}/{len(entries)}] {entry['label']}: data root {entry['root']} not found, skipped")
             continue
-        usable = [label for label in encoders if models[label].modality == dataset_modality(entry["name"])]  # audio encoders on audio data
+        usable = [
+            label for label in encoders if models[label].modality == dataset_modality(entry["name"])
+        ]  # audio encoders on audio data
         if not usable:
-            print(f"[{k}/{len(entries)}] {entry['label']}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped")
+            print(
+                f"[{k}/{len(entries)}] {entry['label']}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped"
+            )
             continue
         left = len(entries) - k + 1
         eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""

@@ -58,7 +58,14 @@ def descriptor_count(k: int, bits: int = 1) -> int:
 
 
 def generalisation_bound(
-    empirical: float, n: int, c: int, x_norm: float, b_norm: float, num_descriptors: int, m: float = 1.0, delta: float = 0.05,
+    empirical: float,
+    n: int,
+    c: int,
+    x_norm: float,
+    b_norm: float,
+    num_descriptors: int,
+    m: float = 1.0,
+    delta: float = 0.05,
 ) -> BoundTerms:
     """Theorem 5.1: the bound for a linear head plus a descriptor chosen from ``num_descriptors``."""
     _check(empirical, n, c, x_norm, b_norm, m, delta)
@@ -70,7 +77,9 @@ def generalisation_bound(
     )
 
 
-def linear_readout_bound(empirical: float, n: int, c: int, x_norm: float, b_norm: float, m: float = 1.0, delta: float = 0.05) -> BoundTerms:
+def linear_readout_bound(
+    empirical: float, n: int, c: int, x_norm: float, b_norm: float, m: float = 1.0, delta: float = 0.05
+) -> BoundTerms:
     """The linear-readout bound: Theorem 5.1 with ln(2/delta) in place of ln(|I|/delta)."""
     _check(empirical, n, c, x_norm, b_norm, m, delta)
     return BoundTerms(
@@ -81,8 +90,14 @@ def linear_readout_bound(empirical: float, n: int, c: int, x_norm: float, b_norm
 
 
 def bounds_for_run(
-    features: torch.Tensor, head_weight: torch.Tensor, empirical_error: float, num_classes: int, k: int, bits: int = 1,
-    m: float = 1.0, delta: float = 0.05,
+    features: torch.Tensor,
+    head_weight: torch.Tensor,
+    empirical_error: float,
+    num_classes: int,
+    k: int,
+    bits: int = 1,
+    m: float = 1.0,
+    delta: float = 0.05,
 ) -> dict[str, Any]:
     """Instantiate both bounds for a trained head (paper Table 4).
 
@@ -97,7 +112,13 @@ def bounds_for_run(
     b_norm = float(head_weight.norm())
     count = descriptor_count(k, bits)
     return {
-        "n": n, "c": num_classes, "X": x_norm, "B": b_norm, "M": m, "delta": delta, "num_descriptors": count,
+        "n": n,
+        "c": num_classes,
+        "X": x_norm,
+        "B": b_norm,
+        "M": m,
+        "delta": delta,
+        "num_descriptors": count,
         "amortised": generalisation_bound(empirical_error, n, num_classes, x_norm, b_norm, count, m, delta).as_dict(),
         "linear_readout": linear_readout_bound(empirical_error, n, num_classes, x_norm, b_norm, m, delta).as_dict(),
     }

@@ -78,6 +78,7 @@ def _fade(which: str) -> Callable[[int, AudioRecipe, int], dict[str, Any]]:
         lengths = {"fade_in": torch.zeros(n), "fade_out": torch.zeros(n)}
         lengths[which] = _uniform(n, 0, r.fade_in_max if which == "fade_in" else r.fade_out_max)
         return {**lengths, "shape": torch.randint(0, len(A.FADE_SHAPES), (n,))}
+
     return draw
 
 
@@ -92,8 +93,13 @@ _SAMPLERS: dict[str, Callable[[int, AudioRecipe, int], dict[str, Any]]] = {
     "noise": lambda n, r, length: {"snr_db": _uniform(n, *r.snr_db), "noise": torch.randn(n, length)},
 }
 _OPS: dict[str, Callable[..., torch.Tensor]] = {
-    "time_stretch": A.time_stretch, "pitch_shift": A.pitch_shift, "time_shift": A.time_shift, "time_mask": A.time_mask,
-    "fade_in": A.fade, "fade_out": A.fade, "noise": A.add_noise,
+    "time_stretch": A.time_stretch,
+    "pitch_shift": A.pitch_shift,
+    "time_shift": A.time_shift,
+    "time_mask": A.time_mask,
+    "fade_in": A.fade,
+    "fade_out": A.fade,
+    "noise": A.add_noise,
 }
 
 
@@ -139,6 +145,8 @@ class AudioAugment(nn.Module):
         """One randomly augmented view (B, 1, length) for a binary descriptor."""
         return self.apply(waves, self.sample(len(waves), descriptor))
 
-    def forward(self, waves: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, waves: torch.Tensor, descriptor: torch.Tensor | Sequence[float]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent views of ``waves`` (B, 1, L) for ``descriptor`` (K,)."""
         return self.view(waves, descriptor), self.view(waves, descriptor)

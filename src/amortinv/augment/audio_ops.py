@@ -15,8 +15,16 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "FADE_SHAPES", "fade", "add_noise", "time_mask", "time_shift", "phase_vocoder", "time_stretch", "pitch_shift",
-    "resample_linear", "fit_length",
+    "FADE_SHAPES",
+    "fade",
+    "add_noise",
+    "time_mask",
+    "time_shift",
+    "phase_vocoder",
+    "time_stretch",
+    "pitch_shift",
+    "resample_linear",
+    "fit_length",
 ]
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential")
@@ -97,7 +105,9 @@ def fit_length(x: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(valid, out, torch.zeros_like(out))
 
 
-def phase_vocoder(x: torch.Tensor, rate: torch.Tensor, n_fft: int = 512, hop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def phase_vocoder(
+    x: torch.Tensor, rate: torch.Tensor, n_fft: int = 512, hop: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Time-stretch each clip by ``rate`` (B,) (>1 faster/shorter) keeping its pitch.
 
     Batched phase vocoder: the STFT frames are read at per-sample fractional steps ``rate``,

@@ -29,12 +29,18 @@ def check_space_ops(space: InvarianceSpace, known: Sequence[str], kind: str) -> 
 
     unknown = sorted({op for ops in space.ops.values() for op in ops} - set(known))
     if unknown:
-        raise ValueError(f"invariance space '{space.name}' uses ops the {kind} engine does not know: {unknown}: {kind} data needs a "
-                         f"space of {kind} ops, e.g. --space {MODALITIES[kind].default_space} (or a YAML space of the {kind} ops {list(known)})")
+        raise ValueError(
+            f"invariance space '{space.name}' uses ops the {kind} engine does not know: {unknown}: {kind} data needs a "
+            f"space of {kind} ops, e.g. --space {MODALITIES[kind].default_space} (or a YAML space of the {kind} ops {list(known)})"
+        )
 
 
-def active_ops(space: InvarianceSpace, descriptor: torch.Tensor | Sequence[float], order: Sequence[str],
-               extra: Mapping[str, str] | None = None) -> tuple[str, ...]:
+def active_ops(
+    space: InvarianceSpace,
+    descriptor: torch.Tensor | Sequence[float],
+    order: Sequence[str],
+    extra: Mapping[str, str] | None = None,
+) -> tuple[str, ...]:
     """The ops a binary descriptor switches on, in ``order``; ``extra`` maps an op to one it brings along."""
     d = space.validate(torch.as_tensor(descriptor, dtype=torch.float32, device="cpu"), binary=True)
     on = {op for factor, v in zip(space.factors, d.tolist()) if v == 1 for op in space.ops[factor]}

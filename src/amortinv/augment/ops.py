@@ -18,8 +18,16 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "GRAY_WEIGHTS", "resized_crop_flip", "gray", "linear_jitter", "hue", "grayscale", "gaussian_blur",
-    "gaussian_kernels", "solarize", "supersampling",
+    "GRAY_WEIGHTS",
+    "resized_crop_flip",
+    "gray",
+    "linear_jitter",
+    "hue",
+    "grayscale",
+    "gaussian_blur",
+    "gaussian_kernels",
+    "solarize",
+    "supersampling",
 ]
 
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601-2 luma, as torchvision
@@ -30,7 +38,9 @@ def _per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return v.to(device=x.device, dtype=x.dtype, non_blocking=True).view(-1, 1, 1, 1)
 
 
-def _axis_grid(start: torch.Tensor, length: torch.Tensor, size_in: int, size_out: int, flip: torch.Tensor | None) -> torch.Tensor:
+def _axis_grid(
+    start: torch.Tensor, length: torch.Tensor, size_in: int, size_out: int, flip: torch.Tensor | None
+) -> torch.Tensor:
     """Normalised source coordinates (B, size_out) of a crop [start, start + length) resized to size_out.
 
     Bilinear with half-pixel centres (torch's ``align_corners=False``); coordinates are clamped to
@@ -59,8 +69,9 @@ def resized_crop_flip(
     ys = _axis_grid(boxes[:, 0], boxes[:, 2], x.shape[-2], oh, None)
     xs = _axis_grid(boxes[:, 1], boxes[:, 3], x.shape[-1], ow, flip.cpu())
     grid = torch.stack(torch.broadcast_tensors(xs[:, None, :], ys[:, :, None]), dim=-1)
-    out = F.grid_sample(x, grid.to(x.device, x.dtype, non_blocking=True), mode="bilinear",
-                        padding_mode="border", align_corners=False)
+    out = F.grid_sample(
+        x, grid.to(x.device, x.dtype, non_blocking=True), mode="bilinear", padding_mode="border", align_corners=False
+    )
     return F.avg_pool2d(out, s) if s > 1 else out
 
 
@@ -82,12 +93,16 @@ def linear_jitter(
     pixels (measured 2.5x faster on the CPU than the same blend written with the grey plane).
     Returns a new (B, 3, H, W) tensor; a sample whose factors are all 1 is returned bit for bit.
     """
-    bright, con, sat = (v.to(device=x.device, dtype=x.dtype, non_blocking=True) for v in (brightness, contrast, saturation))
+    bright, con, sat = (
+        v.to(device=x.device, dtype=x.dtype, non_blocking=True) for v in (brightness, contrast, saturation)
+    )
     w = torch.tensor(GRAY_WEIGHTS, dtype=x.dtype, device=x.device)
     eye = torch.eye(3, dtype=x.dtype, device=x.device)
     matrix = (bright * con * sat).view(-1, 1, 1) * eye + (1 - sat).view(-1, 1, 1) * w.view(1, 1, 3)
     means = x.mean(dim=(-2, -1))  # (B, 3); the luma of the means as elementwise products, not a matrix-vector product,
-    mean_gray = means[:, 0] * w[0] + means[:, 1] * w[1] + means[:, 2] * w[2]  # whose rounding depends on the batch size (gemv)
+    mean_gray = (
+        means[:, 0] * w[0] + means[:, 1] * w[1] + means[:, 2] * w[2]
+    )  # whose rounding depends on the batch size (gemv)
     offset = ((1 - con) * mean_gray).view(-1, 1, 1, 1)
     return torch.einsum("bij,bjhw->bihw", matrix, x).add_(offset).clamp_(0, 1)
 
@@ -138,10 +153,10 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, size: int) -> torch.Tens
     y = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     rows = y[..., 0:w] * taps[..., 0]
     for t in range(1, size):
-        rows.addcmul_(y[..., t:t + w], taps[..., t])
+        rows.addcmul_(y[..., t : t + w], taps[..., t])
     out = rows[..., 0:h, :] * taps[..., 0]
     for t in range(1, size):
-        out.addcmul_(rows[..., t:t + h, :], taps[..., t])
+        out.addcmul_(rows[..., t : t + h, :], taps[..., t])
     return out
 
 

@@ -18,16 +18,32 @@ import torch
 __all__ = ["ViewParams", "PARAM_NAMES", "OP_FIELDS", "sample_crop_boxes", "sample_view_params"]
 
 PARAM_NAMES = (
-    "crop_top", "crop_left", "crop_height", "crop_width", "flip",
-    "brightness", "contrast", "saturation", "hue",
-    "brightness_position", "contrast_position", "saturation_position", "hue_position",
-    "grayscale", "blur_sigma", "solarize",
+    "crop_top",
+    "crop_left",
+    "crop_height",
+    "crop_width",
+    "flip",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "brightness_position",
+    "contrast_position",
+    "saturation_position",
+    "hue_position",
+    "grayscale",
+    "blur_sigma",
+    "solarize",
 )
 """The columns of ``ViewParams.vector``: what a method that uses the augmentation parameters is handed."""
 
 OP_FIELDS = {
-    "crop": ("boxes",), "flip": ("flip",), "color_jitter": ("jitter", "jitter_factors", "jitter_order"),
-    "grayscale": ("grayscale",), "blur": ("blur", "blur_sigma"), "solarize": ("solarize",),
+    "crop": ("boxes",),
+    "flip": ("flip",),
+    "color_jitter": ("jitter", "jitter_factors", "jitter_order"),
+    "grayscale": ("grayscale",),
+    "blur": ("blur", "blur_sigma"),
+    "solarize": ("solarize",),
 }
 """The ``ViewParams`` fields each op draws."""
 
@@ -66,7 +82,11 @@ class ViewParams:
         grayscale (0/1); blur sigma (0 without blur); solarize (0/1). An op that is off reads as
         not applied.
         """
-        n = next(len(v) for v in (self.boxes, self.flip, self.jitter, self.grayscale, self.blur, self.solarize) if v is not None)
+        n = next(
+            len(v)
+            for v in (self.boxes, self.flip, self.jitter, self.grayscale, self.blur, self.solarize)
+            if v is not None
+        )
         out = torch.zeros(n, len(PARAM_NAMES))
         out[:, 2:4] = 1.0
         if self.boxes is not None:
@@ -94,20 +114,29 @@ class ViewParams:
         factors = rows[:, 5:9]
         return cls(
             boxes=torch.round(rows[:, :4] * torch.tensor([height, width, height, width], dtype=torch.float32)),
-            flip=rows[:, 4] > 0, jitter=(factors != torch.tensor([1.0, 1.0, 1.0, 0.0])).any(dim=1), jitter_factors=factors,
-            jitter_order=torch.round(rows[:, 9:13] * 3).argsort(dim=1), grayscale=rows[:, 13] > 0,
-            blur=rows[:, 14] > 0, blur_sigma=rows[:, 14], solarize=rows[:, 15] > 0,
+            flip=rows[:, 4] > 0,
+            jitter=(factors != torch.tensor([1.0, 1.0, 1.0, 0.0])).any(dim=1),
+            jitter_factors=factors,
+            jitter_order=torch.round(rows[:, 9:13] * 3).argsort(dim=1),
+            grayscale=rows[:, 13] > 0,
+            blur=rows[:, 14] > 0,
+            blur_sigma=rows[:, 14],
+            solarize=rows[:, 15] > 0,
         )
 
     def sharing(self, other: ViewParams, ops: tuple[str, ...]) -> ViewParams:
         """These parameters with those of the ops ``ops`` taken from ``other`` (LooC's key views)."""
         taken = {name for op in ops for name in OP_FIELDS.get(op, ())}
-        kept = {f.name: getattr(other if f.name in taken else self, f.name) for f in fields(self) if f.name != "supersample"}
+        kept = {
+            f.name: getattr(other if f.name in taken else self, f.name) for f in fields(self) if f.name != "supersample"
+        }
         return ViewParams(**kept)
 
     def select(self, index: torch.Tensor | slice) -> ViewParams:
         """The parameters of the samples ``index`` (batch-wide values kept)."""
-        return ViewParams(**{f.name: v[index] if isinstance(v := getattr(self, f.name), torch.Tensor) else v for f in fields(self)})
+        return ViewParams(
+            **{f.name: v[index] if isinstance(v := getattr(self, f.name), torch.Tensor) else v for f in fields(self)}
+        )
 
 
 def _uniform(n: int, lo: float, hi: float, *shape: int) -> torch.Tensor:

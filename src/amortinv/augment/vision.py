@@ -44,7 +44,14 @@ from amortinv.augment.params import ViewParams, sample_view_params
 from amortinv.spaces import InvarianceSpace
 
 __all__ = [
-    "VisionAugment", "Recipe", "RECIPES", "IMAGENET_MEAN", "IMAGENET_STD", "to_float_images", "resize_center", "normalise",
+    "VisionAugment",
+    "Recipe",
+    "RECIPES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "to_float_images",
+    "resize_center",
+    "normalise",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,7 +118,9 @@ def resize_center(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return TF.center_crop(x, list(size)).clamp_(0, 1)
 
 
-def normalise(x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def normalise(
+    x: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
     """(x - mean) / std per channel for a float batch (B, 3, H, W) in [0, 1]."""
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -182,7 +191,7 @@ class VisionAugment(nn.Module):
             return self._view_of(images, p)
         out = torch.empty(len(images), 3, *self.size, device=images.device)
         for k in range(0, len(images), n):
-            part = slice(k, k + n) if order is None else order[k:k + n]
+            part = slice(k, k + n) if order is None else order[k : k + n]
             rows = part if on_cpu or order is None else part.to(images.device, non_blocking=True)
             out[rows] = self._view_of(images[rows], p.select(part))
         return out
@@ -198,7 +207,10 @@ class VisionAugment(nn.Module):
             x = _on_samples(x, p.blur, lambda xs, idx: O.gaussian_blur(xs, p.blur_sigma[idx], k))
         if p.solarize is not None:
             x = _on_samples(x, p.solarize, lambda xs, _: O.solarize(xs))
-        m, s = (torch.as_tensor(v, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True) for v in (self.mean, self.std))
+        m, s = (
+            torch.as_tensor(v, dtype=x.dtype).view(1, -1, 1, 1).to(x.device, non_blocking=True)
+            for v in (self.mean, self.std)
+        )
         return x.sub_(m).div_(s)
 
     def _geometry(self, images: torch.Tensor, p: ViewParams) -> torch.Tensor:
@@ -231,7 +243,9 @@ class VisionAugment(nn.Module):
         """One randomly augmented, normalised view (B, 3, H_out, W_out) for a binary descriptor."""
         return self.apply(images, self.sample(images, descriptor))
 
-    def views_with_params(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]) -> tuple[torch.Tensor, ...]:
+    def views_with_params(
+        self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float]
+    ) -> tuple[torch.Tensor, ...]:
         """Two views (B, 3, H_out, W_out) and the parameters each was made with, (B, 16) rows of
         ``ViewParams.vector`` in the order of the samples, on the images' device (copied from pinned
         memory without waiting): ``(v1, v2, w1, w2)``, for the methods that use them (AugSelf, CASSLE)."""
@@ -240,8 +254,9 @@ class VisionAugment(nn.Module):
         vectors = [_to_device(p.vector(h, w), images.device) for p in (p1, p2)]
         return self.apply(images, p1), self.apply(images, p2), *vectors
 
-    def leave_one_out_views(self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float],
-                            factors: Sequence[str]) -> list[torch.Tensor]:
+    def leave_one_out_views(
+        self, images: torch.Tensor, descriptor: torch.Tensor | Sequence[float], factors: Sequence[str]
+    ) -> list[torch.Tensor]:
         """LooC's views of ``images`` (B, 3, H, W): the query, a key with all parameters drawn anew, then
         for each of ``factors`` a key that shares the parameters of that factor's ops with the query and
         draws the others anew; each (B, 3, H_out, W_out)."""

@@ -6,7 +6,20 @@ from amortinv.data.registry import AUDIO_DATASETS, DATASETS, build_dataset, data
 from amortinv.data.shapes import SHAPE_TASKS, make_shapes, shapes_dataset
 
 __all__ = [
-    "ImageArrayDataset", "build_dataset", "dataset_targets", "dataset_modality", "DATASETS", "AUDIO_DATASETS", "load_npz",
-    "load_jpeg_npz", "cache_dir", "make_shapes", "shapes_dataset", "SHAPE_TASKS", "WaveformDataset", "load_fsdd",
-    "load_audio_folder", "load_audio_npz",
+    "ImageArrayDataset",
+    "build_dataset",
+    "dataset_targets",
+    "dataset_modality",
+    "DATASETS",
+    "AUDIO_DATASETS",
+    "load_npz",
+    "load_jpeg_npz",
+    "cache_dir",
+    "make_shapes",
+    "shapes_dataset",
+    "SHAPE_TASKS",
+    "WaveformDataset",
+    "load_fsdd",
+    "load_audio_folder",
+    "load_audio_npz",
 ]

@@ -193,7 +193,9 @@ def load_npz(path: Path) -> ImageArrayDataset:
     else:
         raw = arrays["targets"]
         if raw.ndim not in (1, 2) or raw.shape[0] != n or not np.issubdtype(raw.dtype, np.number):
-            raise ValueError(f"{path}: 'targets' must be numbers of shape ({n},) or ({n}, D), got {raw.dtype} {raw.shape}")
+            raise ValueError(
+                f"{path}: 'targets' must be numbers of shape ({n},) or ({n}, D), got {raw.dtype} {raw.shape}"
+            )
         if not np.isfinite(raw).all():
             raise ValueError(f"{path}: 'targets' contain NaN or infinite values")
         targets = torch.from_numpy(raw.astype(np.float32).reshape(n, -1))

@@ -38,8 +38,15 @@ class WaveformDataset(Dataset):
         classes: label names, index = label.
     """
 
-    def __init__(self, clips: Sequence[torch.Tensor], targets: torch.Tensor, sample_rate: int, length: int,
-                 crop: str = "center", classes: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        clips: Sequence[torch.Tensor],
+        targets: torch.Tensor,
+        sample_rate: int,
+        length: int,
+        crop: str = "center",
+        classes: Sequence[str] | None = None,
+    ) -> None:
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}")
         if length < 1:
@@ -68,9 +75,9 @@ class WaveformDataset(Dataset):
         n, extra = len(clip), len(clip) - self.length
         if extra > 0:
             start = int(torch.randint(0, extra + 1, (), generator=generator)) if self.crop == "random" else extra // 2
-            return clip[start:start + self.length][None]
+            return clip[start : start + self.length][None]
         out = torch.zeros(1, self.length)
-        out[0, (-extra) // 2:(-extra) // 2 + n] = clip
+        out[0, (-extra) // 2 : (-extra) // 2 + n] = clip
         return out
 
 
@@ -79,7 +86,9 @@ def _check_clip(wave: np.ndarray, name: str) -> None:
     if not len(wave):
         raise ValueError(f"{name}: the clip is empty (0 samples)")
     if np.issubdtype(wave.dtype, np.floating) and not np.isfinite(wave).all():
-        raise ValueError(f"{name}: {int((~np.isfinite(wave)).sum())} of its {len(wave)} samples are not finite (NaN or inf)")
+        raise ValueError(
+            f"{name}: {int((~np.isfinite(wave)).sum())} of its {len(wave)} samples are not finite (NaN or inf)"
+        )
 
 
 def _check_rate(rate: Any, name: str) -> int:
@@ -108,13 +117,21 @@ def _check_rates(rates: dict[str, int], target: int | None) -> int:
     distinct = sorted(set(rates.values()))
     if len(distinct) > 1:
         example = next(n for n, r in rates.items() if r != distinct[0])
-        raise ValueError(f"audio files have different sample rates {distinct} (e.g. {example}: {rates[example]} Hz); "
-                         "set a target sample rate to resample them")
+        raise ValueError(
+            f"audio files have different sample rates {distinct} (e.g. {example}: {rates[example]} Hz); "
+            "set a target sample rate to resample them"
+        )
     return distinct[0]
 
 
-def load_fsdd(path: str | Path, split: str = "train", labels: str = "digit", sample_rate: int | None = None,
-              clip_seconds: float = 1.0, crop: str = "center") -> WaveformDataset:
+def load_fsdd(
+    path: str | Path,
+    split: str = "train",
+    labels: str = "digit",
+    sample_rate: int | None = None,
+    clip_seconds: float = 1.0,
+    crop: str = "center",
+) -> WaveformDataset:
     """The Free Spoken Digit Dataset from ``fsdd.npz`` (a file or a folder holding it).
 
     ``labels``: ``digit`` (10 classes) or ``speaker`` (6); ``split``: ``train`` (recordings 5-49)
@@ -133,8 +150,14 @@ def load_fsdd(path: str | Path, split: str = "train", labels: str = "digit", sam
         chosen = np.flatnonzero(f["is_test"] == (split == "test"))
         targets = f["labels"] if labels == "digit" else f["speaker_ids"]
         classes = [str(d) for d in range(10)] if labels == "digit" else [str(s) for s in f["speaker_names"]]
-    clips = [torch.from_numpy(_resample(audio[offsets[k]:offsets[k + 1]].astype(np.float32) / 32768.0, rate, sample_rate,
-                                        f"{path}[{k}]")) for k in chosen]
+    clips = [
+        torch.from_numpy(
+            _resample(
+                audio[offsets[k] : offsets[k + 1]].astype(np.float32) / 32768.0, rate, sample_rate, f"{path}[{k}]"
+            )
+        )
+        for k in chosen
+    ]
     rate = sample_rate or rate
     return WaveformDataset(clips, torch.as_tensor(targets[chosen]), rate, round(clip_seconds * rate), crop, classes)
 
@@ -159,7 +182,9 @@ def _labels_of(files: list[Path], folder: Path, labels: str) -> list[str]:
     if labels.endswith(".csv"):
         with open(labels, newline="") as fh:
             table = {row["file"]: row["label"] for row in csv.DictReader(fh)}
-        missing = [str(f.relative_to(folder)) for f in files if str(f.relative_to(folder)) not in table and f.name not in table]
+        missing = [
+            str(f.relative_to(folder)) for f in files if str(f.relative_to(folder)) not in table and f.name not in table
+        ]
         if missing:
             raise ValueError(f"label CSV {labels} has no row for {len(missing)} files, e.g. {missing[0]}")
         return [table.get(str(f.relative_to(folder)), table.get(f.name, "")) for f in files]
@@ -175,8 +200,14 @@ def _labels_of(files: list[Path], folder: Path, labels: str) -> list[str]:
     return out
 
 
-def load_audio_folder(root: str | Path, split: str = "train", labels: str = "folder", sample_rate: int | None = None,
-                      clip_seconds: float = 1.0, crop: str = "center") -> WaveformDataset:
+def load_audio_folder(
+    root: str | Path,
+    split: str = "train",
+    labels: str = "folder",
+    sample_rate: int | None = None,
+    clip_seconds: float = 1.0,
+    crop: str = "center",
+) -> WaveformDataset:
     """A folder of ``.wav`` / ``.flac`` files (``root/split/`` if it exists, else ``root`` as the train split)."""
     root = Path(root)
     folder = root / split if (root / split).is_dir() else root
@@ -194,25 +225,35 @@ def load_audio_folder(root: str | Path, split: str = "train", labels: str = "fol
     return WaveformDataset(clips, targets, rate, round(clip_seconds * rate), crop, classes)
 
 
-def load_audio_npz(path: str | Path, sample_rate: int | None = None, clip_seconds: float = 1.0,
-                   crop: str = "center") -> WaveformDataset:
+def load_audio_npz(
+    path: str | Path, sample_rate: int | None = None, clip_seconds: float = 1.0, crop: str = "center"
+) -> WaveformDataset:
     """A generic audio ``.npz``: ``audio`` (N, L), or ragged ``audio`` + ``offsets`` (N + 1,); ``labels``; ``sample_rate``."""
     with np.load(path) as f:
         missing = [k for k in ("audio", "labels", "sample_rate") if k not in f]
         if missing:
             raise ValueError(f"audio npz {path} lacks the arrays {missing} (it has {sorted(f.files)})")
-        audio, labels, rate = f["audio"], f["labels"], _check_rate(f["sample_rate"].item() if f["sample_rate"].size == 1 else -1, f"audio npz {path}")
+        audio, labels, rate = (
+            f["audio"],
+            f["labels"],
+            _check_rate(f["sample_rate"].item() if f["sample_rate"].size == 1 else -1, f"audio npz {path}"),
+        )
         offsets = f["offsets"] if "offsets" in f else None
     scale = 32768.0 if audio.dtype == np.int16 else 1.0
     if offsets is None:
         if audio.ndim != 2:
-            raise ValueError(f"audio npz {path}: 'audio' must be (N, L), or 1-D with 'offsets'; got shape {audio.shape}")
+            raise ValueError(
+                f"audio npz {path}: 'audio' must be (N, L), or 1-D with 'offsets'; got shape {audio.shape}"
+            )
         raw = [audio[k] for k in range(len(audio))]
     else:
-        raw = [audio[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)]
+        raw = [audio[offsets[k] : offsets[k + 1]] for k in range(len(offsets) - 1)]
     empty = [k for k, w in enumerate(raw) if not len(w)]
     if empty:
         raise ValueError(f"audio npz {path}: clip {empty[0]} is empty ({len(empty)} empty clips)")
-    clips = [torch.from_numpy(_resample(w.astype(np.float32) / scale, rate, sample_rate, f"audio npz {path}, clip {k}")) for k, w in enumerate(raw)]
+    clips = [
+        torch.from_numpy(_resample(w.astype(np.float32) / scale, rate, sample_rate, f"audio npz {path}, clip {k}"))
+        for k, w in enumerate(raw)
+    ]
     rate = sample_rate or rate
     return WaveformDataset(clips, torch.as_tensor(labels), rate, round(clip_seconds * rate), crop)

@@ -34,14 +34,20 @@ from amortinv.data.arrays import ImageArrayDataset
 
 __all__ = ["FileListDataset", "load_cub200", "load_fc100", "load_plant_disease", "FC100_SUPERCLASSES"]
 
-FC100_SUPERCLASSES = {"train": (1, 2, 3, 4, 5, 6, 9, 10, 15, 17, 18, 19), "val": (8, 11, 13, 16), "test": (0, 7, 12, 14)}
+FC100_SUPERCLASSES = {
+    "train": (1, 2, 3, 4, 5, 6, 9, 10, 15, 17, 18, 19),
+    "val": (8, 11, 13, 16),
+    "test": (0, 7, 12, 14),
+}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class FileListDataset(Dataset):
     """Image files with integer labels, decoded (RGB) and transformed to uint8 (3, S, S) when read."""
 
-    def __init__(self, paths: list[Path], labels: list[int], transform: Callable, classes: list[str] | None = None) -> None:
+    def __init__(
+        self, paths: list[Path], labels: list[int], transform: Callable, classes: list[str] | None = None
+    ) -> None:
         if not paths:
             raise ValueError("the dataset is empty")
         self.paths, self.targets, self.transform, self.classes = paths, torch.as_tensor(labels), transform, classes
@@ -81,12 +87,24 @@ def load_cub200(root: str | Path, split: str, transform: Callable) -> FileListDa
         raise ValueError(f"dataset 'cub200' has no split '{split}'; choose from ['test', 'train']")
     images = _id_table(base / "images.txt")
     labels, is_train = _id_table(base / "image_class_labels.txt"), _id_table(base / "train_test_split.txt")
-    for name, table, allowed in (("image_class_labels.txt", labels, None), ("train_test_split.txt", is_train, {"0", "1"})):
-        bad = next((i for i, v in table.items() if (allowed is not None and v not in allowed) or (allowed is None and not v.isdigit())), None)
+    for name, table, allowed in (
+        ("image_class_labels.txt", labels, None),
+        ("train_test_split.txt", is_train, {"0", "1"}),
+    ):
+        bad = next(
+            (
+                i
+                for i, v in table.items()
+                if (allowed is not None and v not in allowed) or (allowed is None and not v.isdigit())
+            ),
+            None,
+        )
         if bad is not None:
             raise ValueError(f"{base / name}: image {bad} has the value {table[bad]!r}")
         if set(table) != set(images):
-            raise ValueError(f"{base / name} and images.txt list different image ids ({len(set(table) ^ set(images))} differ)")
+            raise ValueError(
+                f"{base / name} and images.txt list different image ids ({len(set(table) ^ set(images))} differ)"
+            )
     chosen = sorted(i for i in images if is_train[i] == ("1" if split == "train" else "0"))
     classes = sorted({int(v) for v in labels.values()})
     paths = [base / "images" / images[i] for i in chosen]
@@ -106,7 +124,9 @@ def _cifar100_part(path: Path) -> dict:
             raise ValueError(f"{path}: not a CIFAR-100 batch file ({err})") from None
     missing = [k for k in ("data", "fine_labels", "coarse_labels") if k not in part]
     if missing:
-        raise ValueError(f"{path}: a CIFAR-100 batch file has 'data', 'fine_labels' and 'coarse_labels'; this one lacks {missing}")
+        raise ValueError(
+            f"{path}: a CIFAR-100 batch file has 'data', 'fine_labels' and 'coarse_labels'; this one lacks {missing}"
+        )
     return part
 
 
@@ -128,11 +148,18 @@ def load_plant_disease(root: str | Path, split: str, transform: Callable) -> Fil
     root = Path(root)
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     if not has_splits and split != "test":
-        raise ValueError(f"plant_disease: {root} has no train/ and test/ folders, so all its images are the 'test' split "
-                         "(the few-shot pool); pass --split test")
+        raise ValueError(
+            f"plant_disease: {root} has no train/ and test/ folders, so all its images are the 'test' split "
+            "(the few-shot pool); pass --split test"
+        )
     folder = root / split if has_splits else root
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if not classes:
         raise FileNotFoundError(f"plant_disease: {folder} holds no class folders")
-    files = [(p, c) for c, name in enumerate(classes) for p in sorted((folder / name).iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [
+        (p, c)
+        for c, name in enumerate(classes)
+        for p in sorted((folder / name).iterdir())
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
     return FileListDataset([p for p, _ in files], [c for _, c in files], transform, classes)

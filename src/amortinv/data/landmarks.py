@@ -45,8 +45,13 @@ class LandmarkDataset(Dataset):
     ``box`` None means the whole image (stretched to a square, landmarks divided by its width and height).
     """
 
-    def __init__(self, paths: Sequence[Path], points: Sequence[np.ndarray], boxes: Sequence[tuple[float, float, float] | None],
-                 size: int) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        points: Sequence[np.ndarray],
+        boxes: Sequence[tuple[float, float, float] | None],
+        size: int,
+    ) -> None:
         if not paths:
             raise ValueError("the landmark dataset is empty")
         self.paths, self.points, self.boxes, self.size = list(paths), list(points), list(boxes), int(size)
@@ -70,7 +75,9 @@ class LandmarkDataset(Dataset):
         box = self.boxes[k]
         if box is not None:
             left, top, side = box
-            image = image.crop((round(left), round(top), round(left + side), round(top + side)))  # outside the image: black
+            image = image.crop(
+                (round(left), round(top), round(left + side), round(top + side))
+            )  # outside the image: black
         target = self._target(k, image.size)
         pixels = TF.resize(TF.pil_to_tensor(image), [self.size, self.size], antialias=True)
         return pixels, target
@@ -90,8 +97,11 @@ def read_pts(path: Path) -> np.ndarray:
         try:
             x, y = (float(v) for v in lines[k].split())
         except (ValueError, IndexError):
-            raise ValueError(f"{path}, line {k + 1}: expected 'x y', got {lines[k]!r}" if k < len(lines)
-                             else f"{path}: {count} points announced, the file ends after {k - start}") from None
+            raise ValueError(
+                f"{path}, line {k + 1}: expected 'x y', got {lines[k]!r}"
+                if k < len(lines)
+                else f"{path}: {count} points announced, the file ends after {k - start}"
+            ) from None
         points.append((x, y))
     if start + count >= len(lines) or lines[start + count] != "}":
         raise ValueError(f"{path}, line {start + count + 1}: expected '}}' after {count} points")
@@ -118,7 +128,9 @@ def load_300w(root: str | Path, split: str = "train", size: int = 96, margin: fl
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         missing = [p for p in images if not p.with_suffix(".pts").is_file()]
         if missing:
-            raise FileNotFoundError(f"300-W: {missing[0].with_suffix('.pts')} is missing ({len(missing)} images without landmarks)")
+            raise FileNotFoundError(
+                f"300-W: {missing[0].with_suffix('.pts')} is missing ({len(missing)} images without landmarks)"
+            )
         chosen += [images[k] for k in _split_60_40(len(images), split)]
     points = [read_pts(p.with_suffix(".pts")) for p in chosen]
     return LandmarkDataset(chosen, points, [_square_box(p, margin) for p in points], size)
@@ -152,7 +164,9 @@ def load_lsp(root: str | Path, split: str = "train", size: int = 96) -> Landmark
     paths = [root / "images" / f"im{k + 1:04d}.jpg" for k in range(len(xy))]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"LSP: {missing[0]} is missing ({len(missing)} of the {len(paths)} images joints.mat describes)")
+        raise FileNotFoundError(
+            f"LSP: {missing[0]} is missing ({len(missing)} of the {len(paths)} images joints.mat describes)"
+        )
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'lsp' has no split '{split}'; choose from ['test', 'train']")
     chosen = _split_60_40(len(xy), split)

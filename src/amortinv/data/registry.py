@@ -83,7 +83,9 @@ def _caltech101(root: Path, split: str, download: bool, tf: Callable, per_class:
     """Caltech-101 with the paper's protocol: 30 random images per class train (seed 0), rest test."""
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'caltech101' has no split '{split}'; choose from ['test', 'train']")
-    full = _torchvision("caltech101", lambda **kw: tvd.Caltech101(target_type="category", transform=tf, **kw), root, download)
+    full = _torchvision(
+        "caltech101", lambda **kw: tvd.Caltech101(target_type="category", transform=tf, **kw), root, download
+    )
     labels = torch.as_tensor(full.y)
     gen = torch.Generator().manual_seed(0)
     train_idx = []
@@ -110,8 +112,10 @@ def _imagefolder(root: Path, split: str, tf: Callable) -> Dataset:
     if folder is root and any((root / s).is_dir() for s in ("train", "test", "val")):
         raise FileNotFoundError(f"image folder {root} has split folders but no '{split}'")
     if folder is root and split != "train":  # one folder is one split: it is never also the test split
-        raise ValueError(f"image folder {root} has no split folders, so it is the train split only and has no '{split}' split; "
-                         f"give a folder holding train/ and {split}/")
+        raise ValueError(
+            f"image folder {root} has no split folders, so it is the train split only and has no '{split}' split; "
+            f"give a folder holding train/ and {split}/"
+        )
     try:
         return tvd.ImageFolder(str(folder), transform=tf, loader=_load_image)
     except FileNotFoundError as err:
@@ -121,8 +125,10 @@ def _imagefolder(root: Path, split: str, tf: Callable) -> Dataset:
 def _npz(root: Path, split: str) -> ImageArrayDataset:
     if root.is_file():  # one file is one split: it is never also the test split
         if split != "train":
-            raise ValueError(f"npz dataset: the single file {root} is the train split and has no '{split}' split; "
-                             f"give a folder holding train.npz and {split}.npz")
+            raise ValueError(
+                f"npz dataset: the single file {root} is the train split and has no '{split}' split; "
+                f"give a folder holding train.npz and {split}.npz"
+            )
         return load_npz(root)
     path = root / f"{split}.npz"
     if not path.is_file():
@@ -135,9 +141,7 @@ def _cifar10(root: Path, split: str, download: bool, tf: Callable) -> Dataset:
         return load_jpeg_npz(root / f"{split}.npz")
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'cifar10' has no split '{split}'; choose from ['test', 'train']")
-    return _torchvision(
-        "cifar10", lambda **kw: tvd.CIFAR10(train=split == "train", transform=tf, **kw), root, download
-    )
+    return _torchvision("cifar10", lambda **kw: tvd.CIFAR10(train=split == "train", transform=tf, **kw), root, download)
 
 
 def build_dataset(
@@ -172,11 +176,18 @@ def build_dataset(
     if name in AUDIO_DATASETS:
         if image_size is not None:
             raise ValueError(f"dataset '{name}' is audio: --image-size does not apply (set the clip length in seconds)")
-        return _audio(name, _check_root(name, None if root is None else Path(root)), split,
-                      dict(sample_rate=sample_rate, clip_seconds=1.0 if clip_seconds is None else clip_seconds, crop=crop), labels)
+        return _audio(
+            name,
+            _check_root(name, None if root is None else Path(root)),
+            split,
+            dict(sample_rate=sample_rate, clip_seconds=1.0 if clip_seconds is None else clip_seconds, crop=crop),
+            labels,
+        )
     if sample_rate is not None or clip_seconds is not None:
-        raise ValueError(f"dataset '{name}' holds images: audio settings (sample rate {sample_rate}, clip length {clip_seconds} s) "
-                         "do not apply (is the encoder or config meant for audio?)")
+        raise ValueError(
+            f"dataset '{name}' holds images: audio settings (sample rate {sample_rate}, clip length {clip_seconds} s) "
+            "do not apply (is the encoder or config meant for audio?)"
+        )
     if image_size is not None and image_size < 8:
         raise ValueError(f"--image-size must be >= 8 pixels (or unset: the images' own size), got {image_size}")
     if name == "shapes":
@@ -223,7 +234,9 @@ _TORCHVISION: dict[str, Callable[..., Dataset]] = {
     "dtd": _tv_split(tvd.DTD, "dtd", "split"),
     "pets": _tv_split(tvd.OxfordIIITPet, "pets", "split", target_types="category"),
 }
-PAPER_SETS: dict[str, Callable[[Path, str, int, Callable], Dataset]] = {  # the paper's Tables 1 and 2, in their own formats
+PAPER_SETS: dict[
+    str, Callable[[Path, str, int, Callable], Dataset]
+] = {  # the paper's Tables 1 and 2, in their own formats
     "300w": lambda root, split, size, tf: load_300w(root, split, size),
     "lsp": lambda root, split, size, tf: load_lsp(root, split, size),
     "celeba_landmarks": lambda root, split, size, tf: load_celeba_landmarks(root, split, size),
@@ -232,7 +245,16 @@ PAPER_SETS: dict[str, Callable[[Path, str, int, Callable], Dataset]] = {  # the 
     "plant_disease": lambda root, split, size, tf: load_plant_disease(root, split, tf),
 }
 AUDIO_DATASETS: tuple[str, ...] = ("fsdd", "fsdd_speaker", "audiofolder", "audionpz")
-DATASETS: tuple[str, ...] = ("shapes", "cifar10", *_TORCHVISION, "caltech101", "imagefolder", "npz", *PAPER_SETS, *AUDIO_DATASETS)
+DATASETS: tuple[str, ...] = (
+    "shapes",
+    "cifar10",
+    *_TORCHVISION,
+    "caltech101",
+    "imagefolder",
+    "npz",
+    *PAPER_SETS,
+    *AUDIO_DATASETS,
+)
 
 
 def dataset_modality(name: str) -> str:
@@ -249,11 +271,15 @@ def _audio(name: str, root: Path, split: str, opts: dict[str, Any], labels: str)
         return load_audio_folder(root, split, labels, **opts)
     if root.is_file():
         if split != "train":
-            raise ValueError(f"audionpz dataset: the single file {root} is the train split and has no '{split}' split; "
-                             f"give a folder holding train.npz and {split}.npz")
+            raise ValueError(
+                f"audionpz dataset: the single file {root} is the train split and has no '{split}' split; "
+                f"give a folder holding train.npz and {split}.npz"
+            )
         return load_audio_npz(root, **opts)
     if not (root / f"{split}.npz").is_file():
-        raise FileNotFoundError(f"audionpz dataset: no file {root / f'{split}.npz'} (give a .npz file or a folder with {split}.npz)")
+        raise FileNotFoundError(
+            f"audionpz dataset: no file {root / f'{split}.npz'} (give a .npz file or a folder with {split}.npz)"
+        )
     return load_audio_npz(root / f"{split}.npz", **opts)
 
 

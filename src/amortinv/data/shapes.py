@@ -42,9 +42,21 @@ def _outline(kind: str) -> list[tuple[float, float]]:
     if kind == "ell":
         return [(-0.6, -1.0), (-0.15, -1.0), (-0.15, 0.55), (0.7, 0.55), (0.7, 1.0), (-0.6, 1.0)]
     if kind == "tee":
-        return [(-0.9, -1.0), (0.9, -1.0), (0.9, -0.55), (0.22, -0.55), (0.22, 1.0), (-0.22, 1.0), (-0.22, -0.55), (-0.9, -0.55)]
+        return [
+            (-0.9, -1.0),
+            (0.9, -1.0),
+            (0.9, -0.55),
+            (0.22, -0.55),
+            (0.22, 1.0),
+            (-0.22, 1.0),
+            (-0.22, -0.55),
+            (-0.9, -0.55),
+        ]
     if kind == "half_disc":
-        return [(math.cos(a), -0.3 - 0.9 * math.sin(a)) for a in np.linspace(0, math.pi, 24)] + [(-1.0, 0.3), (1.0, 0.3)]
+        return [(math.cos(a), -0.3 - 0.9 * math.sin(a)) for a in np.linspace(0, math.pi, 24)] + [
+            (-1.0, 0.3),
+            (1.0, 0.3),
+        ]
     raise ValueError(f"unknown shape '{kind}'")
 
 
@@ -96,7 +108,9 @@ def make_shapes(n: int, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, di
     return torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), factors
 
 
-def shapes_dataset(split: str = "train", n: int | None = None, size: int = 32, seed: int = 0, task: str = "shape") -> ImageArrayDataset:
+def shapes_dataset(
+    split: str = "train", n: int | None = None, size: int = 32, seed: int = 0, task: str = "shape"
+) -> ImageArrayDataset:
     """The built-in dataset: ``n`` images (default 10,000 train / 2,000 test) with the ``task`` factor as target."""
     if split not in ("train", "test"):
         raise ValueError(f"dataset 'shapes' has splits train and test, not '{split}'")

@@ -8,6 +8,16 @@ from amortinv.encoders.resnet import ResNet
 from amortinv.encoders.vit import InvarianceProjector, VisionTransformer
 
 __all__ = [
-    "Encoder", "check_descriptor", "HyperConv2d", "ResNet", "VisionTransformer", "InvarianceProjector",
-    "build_encoder", "ENCODERS", "save_encoder", "load_encoder", "read_encoder_config", "load_pretrained_vit",
+    "Encoder",
+    "check_descriptor",
+    "HyperConv2d",
+    "ResNet",
+    "VisionTransformer",
+    "InvarianceProjector",
+    "build_encoder",
+    "ENCODERS",
+    "save_encoder",
+    "load_encoder",
+    "read_encoder_config",
+    "load_pretrained_vit",
 ]

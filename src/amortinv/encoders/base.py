@@ -20,8 +20,10 @@ def check_descriptor(i: Any, k: int, ref: torch.Tensor | None = None) -> torch.T
         ValueError: with the expected and received shape or the offending values.
     """
     if isinstance(i, str):
-        raise ValueError(f"invariance descriptor must be a tensor or a sequence of {k} numbers, got the string {i!r}: "
-                         "parse text with amortinv.spaces.parse_descriptors(text, space)")
+        raise ValueError(
+            f"invariance descriptor must be a tensor or a sequence of {k} numbers, got the string {i!r}: "
+            "parse text with amortinv.spaces.parse_descriptors(text, space)"
+        )
     if not isinstance(i, torch.Tensor):
         try:
             i = torch.as_tensor(i, dtype=torch.float32)

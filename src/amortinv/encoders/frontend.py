@@ -23,8 +23,14 @@ def default_frontend(sample_rate: int) -> dict[str, Any]:
     if sample_rate < 1000:
         raise ValueError(f"sample rate must be >= 1000 Hz, got {sample_rate}")
     n_fft = 2 ** round(math.log2(0.032 * sample_rate))
-    return {"sample_rate": int(sample_rate), "n_fft": n_fft, "hop_length": sample_rate // 100, "n_mels": 64,
-            "f_min": 0.0, "f_max": sample_rate / 2}
+    return {
+        "sample_rate": int(sample_rate),
+        "n_fft": n_fft,
+        "hop_length": sample_rate // 100,
+        "n_mels": 64,
+        "f_min": 0.0,
+        "f_max": sample_rate / 2,
+    }
 
 
 def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
@@ -40,12 +46,18 @@ def _mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return torch.where(m >= min_log_mel, min_log_hz * torch.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """Triangular mel filters (n_mels, n_fft // 2 + 1), Slaney-normalised (each filter's area is constant)."""
     f_max = sample_rate / 2 if f_max is None else f_max
     fft_freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    mel_pts = torch.linspace(float(_hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
-                             float(_hz_to_mel(torch.tensor(f_max, dtype=torch.float64))), n_mels + 2, dtype=torch.float64)
+    mel_pts = torch.linspace(
+        float(_hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
+        float(_hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
     hz = _mel_to_hz(mel_pts)
     widths = hz.diff()
     ramps = hz[:, None] - fft_freqs[None, :]
@@ -58,14 +70,30 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
 class LogMel(nn.Module):
     """Log-mel spectrogram of waveforms (B, 1, L) or (B, L): returns (B, 1, n_mels, 1 + L // hop_length)."""
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float = 0.0,
-                 f_max: float | None = None, eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        eps: float = 1e-6,
+    ) -> None:
         super().__init__()
         if n_fft < 16 or hop_length < 1 or n_mels < 1 or not 0 <= f_min < (f_max or sample_rate / 2) <= sample_rate / 2:
-            raise ValueError(f"invalid log-mel settings: sample_rate {sample_rate}, n_fft {n_fft}, hop {hop_length}, "
-                             f"n_mels {n_mels}, f_min {f_min}, f_max {f_max}")
-        self.settings = {"sample_rate": int(sample_rate), "n_fft": int(n_fft), "hop_length": int(hop_length),
-                         "n_mels": int(n_mels), "f_min": float(f_min), "f_max": float(f_max or sample_rate / 2)}
+            raise ValueError(
+                f"invalid log-mel settings: sample_rate {sample_rate}, n_fft {n_fft}, hop {hop_length}, "
+                f"n_mels {n_mels}, f_min {f_min}, f_max {f_max}"
+            )
+        self.settings = {
+            "sample_rate": int(sample_rate),
+            "n_fft": int(n_fft),
+            "hop_length": int(hop_length),
+            "n_mels": int(n_mels),
+            "f_min": float(f_min),
+            "f_max": float(f_max or sample_rate / 2),
+        }
         self.eps = eps
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.register_buffer("fbank", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max), persistent=False)
@@ -76,7 +104,18 @@ class LogMel(nn.Module):
         if x.ndim != 2:
             raise ValueError(f"the log-mel front end takes waveforms (B, 1, L) or (B, L), got {tuple(x.shape)}")
         s = self.settings
-        spec = torch.stft(x.float(), s["n_fft"], s["hop_length"], window=self.window, center=True, pad_mode="constant",
-                          return_complex=True).abs().pow(2)
+        spec = (
+            torch.stft(
+                x.float(),
+                s["n_fft"],
+                s["hop_length"],
+                window=self.window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
         mel = torch.matmul(self.fbank, spec)
         return torch.log(mel + self.eps).unsqueeze(1).to(x.dtype)

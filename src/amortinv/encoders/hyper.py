@@ -46,7 +46,9 @@ class BlockEmbedding(nn.Linear):
 class PlainConv2d(nn.Conv2d):
     """``nn.Conv2d`` (no bias) that accepts and ignores the block embedding, for plain ResNets."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
         nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
 

@@ -18,8 +18,15 @@ from amortinv.encoders.base import Encoder
 from amortinv.encoders.registry import build_encoder
 from amortinv.encoders.vit import VisionTransformer
 
-__all__ = ["save_encoder", "write_safetensors", "load_encoder", "encoder_paths", "read_encoder_config", "read_state_dict",
-           "load_pretrained_vit"]
+__all__ = [
+    "save_encoder",
+    "write_safetensors",
+    "load_encoder",
+    "encoder_paths",
+    "read_encoder_config",
+    "read_state_dict",
+    "load_pretrained_vit",
+]
 
 FORMAT = "amortinv-encoder/1"
 
@@ -34,11 +41,23 @@ def encoder_paths(path: str | Path) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
-_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64", torch.int64: "I64",
-           torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL"}
+_DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
-def write_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def write_safetensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Write ``tensors`` as a safetensors file, one tensor at a time (the format: an 8-byte header length, a JSON
     header of dtypes, shapes and byte offsets, then the raw bytes).
 
@@ -75,7 +94,9 @@ def save_encoder(path: str | Path, encoder: Encoder, metadata: dict[str, Any] | 
     check_output_folder(weights.parent, name="path")
     weights.parent.mkdir(parents=True, exist_ok=True)
     write_safetensors(weights, encoder.state_dict(), metadata={"format": FORMAT})
-    config_path.write_text(json.dumps({"format": FORMAT, "encoder": encoder.config, "metadata": metadata or {}}, indent=2) + "\n")
+    config_path.write_text(
+        json.dumps({"format": FORMAT, "encoder": encoder.config, "metadata": metadata or {}}, indent=2) + "\n"
+    )
     return weights
 
 
@@ -123,7 +144,11 @@ def load_encoder(path: str | Path, map_location: str | torch.device = "cpu", **e
         raise ValueError(f"{weights} is not a readable safetensors file: {err}") from err
     own = encoder.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own.keys() & state.keys() if state[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own.keys() & state.keys()
+        if state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
         raise ValueError(
             f"weights in {weights} do not fit the {cfg['name']} described by {config_path.name}: "
@@ -183,11 +208,17 @@ def load_pretrained_vit(model: VisionTransformer, path: str | Path) -> dict[str,
             continue
         state[key] = value
     own = model.state_dict()
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items() if k in own and v.shape != own[k].shape]
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
     if bad:
         raise ValueError(f"pre-trained ViT at {path} does not fit this model: " + "; ".join(bad[:5]))
     if not set(state) & set(own):
-        raise ValueError(f"{path} holds no tensor of this ViT (names like {sorted(state)[:3]}): is it a timm or MoCo-v3 ViT checkpoint?")
+        raise ValueError(
+            f"{path} holds no tensor of this ViT (names like {sorted(state)[:3]}): is it a timm or MoCo-v3 ViT checkpoint?"
+        )
     result = model.load_state_dict(state, strict=False)
     return {
         "loaded": sorted(set(state) & set(own)),

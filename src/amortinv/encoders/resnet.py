@@ -129,18 +129,29 @@ class ResNet(Encoder):
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
         finite("width", width, above=0.0)
-        for name, value, low in (("in_channels", in_channels, 1), ("invariance_dim", invariance_dim, 0), ("embed_dim", embed_dim, 1),
-                                 ("hidden_dim", hidden_dim, 1)):
+        for name, value, low in (
+            ("in_channels", in_channels, 1),
+            ("invariance_dim", invariance_dim, 0),
+            ("embed_dim", embed_dim, 1),
+            ("hidden_dim", hidden_dim, 1),
+        ):
             at_least(name, value, low)
         super().__init__(invariance_dim)
         self.arch = {
-            "depth": depth, "invariance_dim": invariance_dim, "cifar_stem": cifar_stem, "width": width,
-            "in_channels": in_channels, "embed_dim": embed_dim, "hidden_dim": hidden_dim,
+            "depth": depth,
+            "invariance_dim": invariance_dim,
+            "cifar_stem": cifar_stem,
+            "width": width,
+            "in_channels": in_channels,
+            "embed_dim": embed_dim,
+            "hidden_dim": hidden_dim,
         }
         self.frontend = LogMel(**frontend) if frontend else None
         if self.frontend is not None:
             if in_channels != 1:
-                raise ValueError(f"a log-mel front end makes 1-channel spectrograms: in_channels must be 1, got {in_channels}")
+                raise ValueError(
+                    f"a log-mel front end makes 1-channel spectrograms: in_channels must be 1, got {in_channels}"
+                )
             self.arch["frontend"] = dict(self.frontend.settings)
         kind, layers = RESNET_LAYERS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck

@@ -31,7 +31,9 @@ def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     """2-D sin-cos position embedding (1, 1 + grid*grid, dim) with a zero CLS entry (MoCo-v3's)."""
     if dim % 4:
         raise ValueError(f"sin-cos position embedding needs dim divisible by 4, got {dim}")
-    gy, gx = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
+    gy, gx = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij"
+    )
     omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
     out_w, out_h = gx.flatten()[:, None] * omega, gy.flatten()[:, None] * omega
     pe = torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], dim=1)
@@ -142,9 +144,17 @@ class VisionTransformer(Encoder):
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
         self.arch: dict[str, Any] = {
-            "size": size, "invariance_dim": invariance_dim, "img_size": img_size, "patch_size": patch_size,
-            "in_channels": in_channels, "projectors": projectors, "pos_embed": pos_embed, "mlp_ratio": mlp_ratio,
-            "dim": dim, "depth": depth, "heads": heads,
+            "size": size,
+            "invariance_dim": invariance_dim,
+            "img_size": img_size,
+            "patch_size": patch_size,
+            "in_channels": in_channels,
+            "projectors": projectors,
+            "pos_embed": pos_embed,
+            "mlp_ratio": mlp_ratio,
+            "dim": dim,
+            "depth": depth,
+            "heads": heads,
         }
         self.patch_embed = PatchEmbed(img_size, patch_size, in_channels, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))

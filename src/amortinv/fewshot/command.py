@@ -18,7 +18,9 @@ def _numbers(text: str, name: str, kind: type) -> tuple:
     try:
         return tuple(kind(v) for v in str(text).split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"--{name} takes comma-separated {'whole numbers' if kind is int else 'numbers'}, got '{text}'") from None
+        raise ValueError(
+            f"--{name} takes comma-separated {'whole numbers' if kind is int else 'numbers'}, got '{text}'"
+        ) from None
 
 
 def display_name(row: str) -> str:
@@ -41,12 +43,22 @@ def shown_rows(rows: dict[str, dict], best_fixed: int = 3) -> list[tuple[str, di
     ``best_fixed`` fixed descriptors, and the oracle (labelled as an upper bound)."""
     ranked = sorted(rows.items(), key=lambda kv: -kv[1]["mean"])
     fixed = [name for name, _ in ranked if name.startswith("fixed[")][:best_fixed]
-    keep = {name for name in rows if name.startswith(("ai_learned", "plain:")) or name == "oracle_best_fixed"} | set(fixed)
+    keep = {name for name in rows if name.startswith(("ai_learned", "plain:")) or name == "oracle_best_fixed"} | set(
+        fixed
+    )
     return [(name, v) for name, v in ranked if name in keep]
 
 
-def load_pool(data: str, data_root: str | None, split: str, task: str, limit: int | None, seed: int,
-              audio: dict[str, Any] | None = None, image_size: int | None = None) -> tuple[Any, Any, str]:
+def load_pool(
+    data: str,
+    data_root: str | None,
+    split: str,
+    task: str,
+    limit: int | None,
+    seed: int,
+    audio: dict[str, Any] | None = None,
+    image_size: int | None = None,
+) -> tuple[Any, Any, str]:
     """Inputs (uint8 images (M, 3, H, W) or waveforms (M, 1, L)), targets and the kind (classification or regression) of the few-shot pool."""
     import torch
 
@@ -61,8 +73,10 @@ def load_pool(data: str, data_root: str | None, split: str, task: str, limit: in
     elif data == "shapes" and task in SHAPE_TASKS:
         targets = ds.factors[task][subset_indices(len(ds), limit, seed)]
     elif task not in ("classification", "regression"):
-        raise ValueError(f"unknown task '{task}'; choose classification, regression, a derived task {sorted(TASKS)}"
-                         + (f" or a shapes factor {list(SHAPE_TASKS)}" if data == "shapes" else ""))
+        raise ValueError(
+            f"unknown task '{task}'; choose classification, regression, a derived task {sorted(TASKS)}"
+            + (f" or a shapes factor {list(SHAPE_TASKS)}" if data == "shapes" else "")
+        )
     kind = "regression" if torch.is_floating_point(targets) else "classification"
     if task in ("classification", "regression") and kind != task:
         raise ValueError(f"dataset '{data}' has {kind} targets, not {task}")
@@ -134,17 +148,35 @@ def fewshot_command(
         raise ValueError(f"--heads: unknown heads {unknown}; choose from {sorted(HEADS)}")
     if limit is not None:
         at_least("--limit", limit, 1)
-    settings = FewShotSettings(ways=ways, shots=_numbers(shots, "shots", int), queries=queries, episodes=episodes, heads=head_list,
-                               search=EpisodeSearch(steps=steps, lr_i=lr_i), one_shot=one_shot, fractions=_numbers(fractions, "fractions", float),
-                               repeats=repeats, batch_size=batch_size, device=resolve_device(device), seed=seed)
+    settings = FewShotSettings(
+        ways=ways,
+        shots=_numbers(shots, "shots", int),
+        queries=queries,
+        episodes=episodes,
+        heads=head_list,
+        search=EpisodeSearch(steps=steps, lr_i=lr_i),
+        one_shot=one_shot,
+        fractions=_numbers(fractions, "fractions", float),
+        repeats=repeats,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        seed=seed,
+    )
     check_output_folder(out)
     dev = settings.device
     enc, space = load_encoder_and_space(encoder, data=data)
     if not enc.conditioned:
-        raise ValueError(f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)")
-    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders").to(dev).eval()
-             for p in plain_encoders.split(",") if p.strip()}
-    images, targets, kind = load_pool(data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds), image_size)
+        raise ValueError(
+            f"{encoder} is a plain encoder: give an invariance-conditioned one (pass plain ones with --plain-encoders)"
+        )
+    plain = {
+        Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders").to(dev).eval()
+        for p in plain_encoders.split(",")
+        if p.strip()
+    }
+    images, targets, kind = load_pool(
+        data, data_root, split, task, limit, seed, audio_reading(enc, clip_seconds), image_size
+    )
     enc = enc.to(dev).eval()
     start = time.perf_counter()
     if kind == "classification":
@@ -152,19 +184,42 @@ def fewshot_command(
     else:
         results, metric = run_lowshot(enc, space, images, targets, settings.fractions, repeats, settings, plain), "r2"
     record = {
-        "encoder": {"path": str(encoder), **enc.config}, "plain_encoders": sorted(plain), "space": space.to_config(), "data": data,
-        "split": split, "task": task, "kind": kind, "pool_size": len(images), "device": dev, "seed": seed,
-        "settings": {"ways": ways, "shots": list(settings.shots), "queries": queries, "episodes": episodes, "heads": list(head_list),
-                     "steps": steps, "lr_i": lr_i, "one_shot": one_shot, "fractions": list(settings.fractions), "repeats": repeats},
-        "protocol": ("per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
-                     "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"),
-        "results": results, "wall_time_s": round(time.perf_counter() - start, 1),
+        "encoder": {"path": str(encoder), **enc.config},
+        "plain_encoders": sorted(plain),
+        "space": space.to_config(),
+        "data": data,
+        "split": split,
+        "task": task,
+        "kind": kind,
+        "pool_size": len(images),
+        "device": dev,
+        "seed": seed,
+        "settings": {
+            "ways": ways,
+            "shots": list(settings.shots),
+            "queries": queries,
+            "episodes": episodes,
+            "heads": list(head_list),
+            "steps": steps,
+            "lr_i": lr_i,
+            "one_shot": one_shot,
+            "fractions": list(settings.fractions),
+            "repeats": repeats,
+        },
+        "protocol": (
+            "per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
+            "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"
+        ),
+        "results": results,
+        "wall_time_s": round(time.perf_counter() - start, 1),
     }
     out_dir = Path(out)
     write_json(out_dir / "result.json", record)
     fewshot_figure(results, metric, out_dir / "fewshot.png", title=f"{data} {task}")
     for setting, rec in results.items():
-        print(f"== {setting} ({metric}, mean ± 95% CI over {rec.get('episodes', repeats)} {'episodes' if kind == 'classification' else 'splits'})")
+        print(
+            f"== {setting} ({metric}, mean ± 95% CI over {rec.get('episodes', repeats)} {'episodes' if kind == 'classification' else 'splits'})"
+        )
         for row, v in shown_rows(rec[metric]):
             print(f"  {display_name(row):<58} {v['mean']:.3f} ± {v['ci95']:.3f}")
     print(f"wrote {out_dir / 'result.json'}, {out_dir / 'fewshot.png'}")

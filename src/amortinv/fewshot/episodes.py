@@ -44,20 +44,29 @@ class EpisodeSampler:
 
     def __init__(self, labels: torch.Tensor, ways: int, shots: int, queries: int, seed: int = 0) -> None:
         if ways < 2 or shots < 1 or queries < 1:
-            raise ValueError(f"episodes need ways >= 2, shots >= 1 and queries >= 1, got {ways}-way {shots}-shot {queries} queries")
+            raise ValueError(
+                f"episodes need ways >= 2, shots >= 1 and queries >= 1, got {ways}-way {shots}-shot {queries} queries"
+            )
         labels = torch.as_tensor(labels)
         if torch.is_floating_point(labels) or labels.ndim != 1:
-            raise ValueError(f"few-shot classification needs integer class labels (M,), got {labels.dtype} {tuple(labels.shape)}: "
-                             "a regression dataset? use --task regression")
+            raise ValueError(
+                f"few-shot classification needs integer class labels (M,), got {labels.dtype} {tuple(labels.shape)}: "
+                "a regression dataset? use --task regression"
+            )
         self.ways, self.shots, self.queries, self.seed = ways, shots, queries, seed
         classes, counts = labels.unique(return_counts=True)
         small = classes[counts < shots + queries]
         if len(small):
-            warnings.warn(f"skipping {len(small)} classes with fewer than {shots + queries} examples: {small.tolist()}", stacklevel=2)
+            warnings.warn(
+                f"skipping {len(small)} classes with fewer than {shots + queries} examples: {small.tolist()}",
+                stacklevel=2,
+            )
         self.classes = classes[counts >= shots + queries]
         if len(self.classes) < ways:
-            raise ValueError(f"{ways}-way episodes need {ways} classes with at least {shots + queries} examples each; "
-                             f"the data has {len(self.classes)}")
+            raise ValueError(
+                f"{ways}-way episodes need {ways} classes with at least {shots + queries} examples each; "
+                f"the data has {len(self.classes)}"
+            )
         self.members = {int(c): (labels == c).nonzero().flatten() for c in self.classes}
 
     def __call__(self, index: int) -> Episode:
@@ -71,8 +80,14 @@ class EpisodeSampler:
             support.append(picked[: self.shots])
             query.append(picked[self.shots :])
         episode_labels = torch.arange(self.ways)
-        return Episode(index, chosen, torch.cat(support), episode_labels.repeat_interleave(self.shots), torch.cat(query),
-                       episode_labels.repeat_interleave(self.queries))
+        return Episode(
+            index,
+            chosen,
+            torch.cat(support),
+            episode_labels.repeat_interleave(self.shots),
+            torch.cat(query),
+            episode_labels.repeat_interleave(self.queries),
+        )
 
 
 def low_shot_split(n: int, fraction: float, seed: int, repeat: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,20 +51,33 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def _describe_learned(space: InvarianceSpace, learned: list[torch.Tensor]) -> dict:
     stack = torch.stack(learned)
-    return {"mean": space.describe(stack.mean(0)), "std": dict(zip(space.factors, [round(v, 6) for v in stack.std(0, unbiased=False).tolist()]))}
+    return {
+        "mean": space.describe(stack.mean(0)),
+        "std": dict(zip(space.factors, [round(v, 6) for v in stack.std(0, unbiased=False).tolist()])),
+    }
 
 
-def _choose_start_lam(cache: FeatureCache, starts: dict, support: torch.Tensor, onehot: torch.Tensor, objective_of: Callable) -> float:
+def _choose_start_lam(
+    cache: FeatureCache, starts: dict, support: torch.Tensor, onehot: torch.Tensor, objective_of: Callable
+) -> float:
     """The ``lam`` minimising the support objective over the grid and the candidate starts."""
     with torch.no_grad():
-        scores = {(label, lam): float(objective_of(lam)(cache.features(label, d)[support]))
-                  for label, d in starts.items() for lam in FEWSHOT_LAMBDAS}
+        scores = {
+            (label, lam): float(objective_of(lam)(cache.features(label, d)[support]))
+            for label, d in starts.items()
+            for lam in FEWSHOT_LAMBDAS
+        }
     return min(scores, key=scores.get)[1]
 
 
 def run_episodes(
-    encoder: Encoder, space: InvarianceSpace, images: torch.Tensor, labels: torch.Tensor, settings: FewShotSettings,
-    plain_encoders: dict[str, Encoder] | None = None, progress: bool = True,
+    encoder: Encoder,
+    space: InvarianceSpace,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: FewShotSettings,
+    plain_encoders: dict[str, Encoder] | None = None,
+    progress: bool = True,
 ) -> dict[str, dict]:
     """N-way K-shot episodes for each K in ``settings.shots``; returns ``{"<K>shot": record}``."""
     s, dev, size = settings, torch.device(settings.device), tuple(images.shape[-2:])
@@ -83,7 +96,7 @@ def run_episodes(
             for e in tqdm(range(s.episodes), desc=f"{s.ways}-way {shots}-shot", unit="episode", disable=not progress):
                 ep = sampler(e)
                 onehot = F.one_hot(ep.support_labels, s.ways).double()
-                objective_of = lambda lam: (lambda f: support_objective(shots)(f, onehot, lam))  # noqa: E731
+                objective_of = lambda lam: lambda f: support_objective(shots)(f, onehot, lam)  # noqa: E731
                 if shots == 1 and s.one_shot == "ones":  # no support-only signal for i (see support_objective)
                     ones = {space.label(torch.ones(space.dim)): torch.ones(space.dim)}
                     lam = _choose_start_lam(cache, ones, ep.support, onehot, objective_of)
@@ -91,37 +104,58 @@ def run_episodes(
                     feats = cache.features(space.label(i), i)[ep.support]
                 else:
                     lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
-                    i, feats, _, did_move = learn_support_descriptor(cache, starts, ep.support, objective_of(lam), s.search)
+                    i, feats, _, did_move = learn_support_descriptor(
+                        cache, starts, ep.support, objective_of(lam), s.search
+                    )
                 moved += did_move
                 learned.append(i)
                 query = cache.exact(ep.query, i) if did_move else cache.features(space.label(i), i)[ep.query]
                 ridge = RidgeHead(lam=lam)
-                rows.setdefault("ai_learned", []).append(_accuracy(ridge.fit(feats, ep.support_labels, s.ways)(query), ep.query_labels))
+                rows.setdefault("ai_learned", []).append(
+                    _accuracy(ridge.fit(feats, ep.support_labels, s.ways)(query), ep.query_labels)
+                )
                 q1 = quantise(i, 1)
                 f1 = cache.features(space.label(q1), q1)
-                rows.setdefault("ai_learned_q1", []).append(_accuracy(ridge.fit(f1[ep.support], ep.support_labels, s.ways)(f1[ep.query]), ep.query_labels))
+                rows.setdefault("ai_learned_q1", []).append(
+                    _accuracy(ridge.fit(f1[ep.support], ep.support_labels, s.ways)(f1[ep.query]), ep.query_labels)
+                )
                 sources = {f"fixed[{label}]": cache.features(label, d) for label, d in candidates.items()}
                 sources.update({f"plain:{name}": c.features("plain", None) for name, c in plains.items()})
                 for src, f in sources.items():
                     for hname, head in heads.items():
-                        rows.setdefault(f"{src}/{hname}", []).append(_accuracy(head.fit(f[ep.support], ep.support_labels, s.ways)(f[ep.query]), ep.query_labels))
+                        rows.setdefault(f"{src}/{hname}", []).append(
+                            _accuracy(head.fit(f[ep.support], ep.support_labels, s.ways)(f[ep.query]), ep.query_labels)
+                        )
                 fixed_ridge = [rows[f"fixed[{label}]/ridge"][-1] for label in starts] if "ridge" in heads else []
                 if fixed_ridge:
                     rows.setdefault("oracle_best_fixed", []).append(max(fixed_ridge))
         wall = time.perf_counter() - start_time
         out[f"{shots}shot"] = {
-            "ways": s.ways, "shots": shots, "queries": s.queries, "episodes": s.episodes,
+            "ways": s.ways,
+            "shots": shots,
+            "queries": s.queries,
+            "episodes": s.episodes,
             "accuracy": {name: mean_ci(v) for name, v in rows.items()},
-            "learned_i": _describe_learned(space, learned), "moved_share": round(moved / s.episodes, 4),
-            "episodes_per_s": round(s.episodes / wall, 2), "wall_time_s": round(wall, 1), "peak_memory_mb": round(meter.peak_mb, 1),
+            "learned_i": _describe_learned(space, learned),
+            "moved_share": round(moved / s.episodes, 4),
+            "episodes_per_s": round(s.episodes / wall, 2),
+            "wall_time_s": round(wall, 1),
+            "peak_memory_mb": round(meter.peak_mb, 1),
             "note": "oracle_best_fixed picks per episode by query accuracy: an upper bound, not a result",
         }
     return out
 
 
 def run_lowshot(
-    encoder: Encoder, space: InvarianceSpace, images: torch.Tensor, targets: torch.Tensor, fractions: Sequence[float],
-    repeats: int, settings: FewShotSettings, plain_encoders: dict[str, Encoder] | None = None, progress: bool = True,
+    encoder: Encoder,
+    space: InvarianceSpace,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    fractions: Sequence[float],
+    repeats: int,
+    settings: FewShotSettings,
+    plain_encoders: dict[str, Encoder] | None = None,
+    progress: bool = True,
 ) -> dict[str, dict]:
     """Low-shot regression: per fraction, ``repeats`` seeded splits; R^2 (uniform over outputs) on the rest."""
     s, dev, size = settings, torch.device(settings.device), tuple(images.shape[-2:])
@@ -150,12 +184,24 @@ def run_lowshot(
             for name, c in plains.items():
                 f = c.features("plain", None)
                 rows.setdefault(f"plain:{name}", []).append(score(f[train], f[test]))
-            lam = min(LAMBDAS, key=lambda v: min(float(ridge_loo_loss(cache.features(k, d)[train].double(), y, v)) for k, d in starts.items()))
-            i, f_train, _, did_move = learn_support_descriptor(cache, starts, train, lambda f: ridge_loo_loss(f.double(), y, lam), s.search)
+            lam = min(
+                LAMBDAS,
+                key=lambda v: min(
+                    float(ridge_loo_loss(cache.features(k, d)[train].double(), y, v)) for k, d in starts.items()
+                ),
+            )
+            i, f_train, _, did_move = learn_support_descriptor(
+                cache, starts, train, lambda f: ridge_loo_loss(f.double(), y, lam), s.search
+            )
             f_test = cache.exact(test, i) if did_move else cache.features(space.label(i), i)[test]
             rows.setdefault("ai_learned", []).append(score(f_train, f_test))
             learned.append(i)
-        out[f"{fraction:g}"] = {"fraction": fraction, "repeats": repeats, "train_size": len(train),
-                                "r2": {name: mean_ci(v) for name, v in rows.items()}, "learned_i": _describe_learned(space, learned),
-                                "wall_time_s": round(time.perf_counter() - start_time, 1)}
+        out[f"{fraction:g}"] = {
+            "fraction": fraction,
+            "repeats": repeats,
+            "train_size": len(train),
+            "r2": {name: mean_ci(v) for name, v in rows.items()},
+            "learned_i": _describe_learned(space, learned),
+            "wall_time_s": round(time.perf_counter() - start_time, 1),
+        }
     return out

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 
 from amortinv.encoders.base import Encoder
+from amortinv.features import frozen_features
 from amortinv.fewshot.settings import EpisodeSearch
 from amortinv.spaces import InvarianceSpace
-from amortinv.features import frozen_features
 from amortinv.transfer.learn import DescriptorParameter, encode_with_tangents
 
 __all__ = ["FeatureCache", "learn_support_descriptor", "candidate_descriptors"]
@@ -58,24 +58,32 @@ class FeatureCache:
     def features(self, label: str, i: torch.Tensor | None) -> torch.Tensor:
         """Features (M, D) of the whole pool at ``i`` (None for a plain encoder)."""
         if label not in self.feats:
-            self.feats[label] = frozen_features(self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device)
+            self.feats[label] = frozen_features(
+                self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device
+            )
         return self.feats[label]
 
     def jacobian(self, label: str, i: torch.Tensor) -> torch.Tensor:
         """dF/di (K, M, D) of the whole pool at ``i``."""
         if label not in self.jacobians:
             self.feats[label], self.jacobians[label] = encode_with_tangents(
-                self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device)
+                self.encoder, self.images, i, size=self.size, batch_size=self.batch_size, device=self.device
+            )
         return self.jacobians[label]
 
     def exact(self, idx: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         """Features (len(idx), D) of some pool images at any ``i`` (one encoder pass)."""
-        return frozen_features(self.encoder, self.images[idx], i, size=self.size, batch_size=self.batch_size, device=self.device)
+        return frozen_features(
+            self.encoder, self.images[idx], i, size=self.size, batch_size=self.batch_size, device=self.device
+        )
 
 
 def learn_support_descriptor(
-    cache: FeatureCache, starts: dict[str, torch.Tensor], support: torch.Tensor,
-    objective: Callable[[torch.Tensor], torch.Tensor], search: EpisodeSearch,
+    cache: FeatureCache,
+    starts: dict[str, torch.Tensor],
+    support: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    search: EpisodeSearch,
 ) -> tuple[torch.Tensor, torch.Tensor, str, bool]:
     """Learn ``i`` on support images ``support`` (indices into the pool) for ``objective(feats)``.
 

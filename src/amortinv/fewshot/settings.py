@@ -41,8 +41,13 @@ class FewShotSettings:
 
     def __post_init__(self) -> None:
         """Check every setting once, here (``ValueError`` naming the option and the value)."""
-        for name, value, low in (("--ways", self.ways, 2), ("--queries", self.queries, 1), ("--episodes", self.episodes, 1),
-                                 ("--repeats", self.repeats, 1), ("--batch-size", self.batch_size, 1)):
+        for name, value, low in (
+            ("--ways", self.ways, 2),
+            ("--queries", self.queries, 1),
+            ("--episodes", self.episodes, 1),
+            ("--repeats", self.repeats, 1),
+            ("--batch-size", self.batch_size, 1),
+        ):
             at_least(name, value, low)
         if not self.shots:
             raise ValueError("--shots needs at least one value")

@@ -55,7 +55,13 @@ AUDIO_GRIDS: dict[str, tuple[float, ...]] = {
 }
 
 AUDIO_IDENTITY: dict[str, float] = {
-    "pitch_shift": 0.0, "fade_in": 0.0, "fade_out": 0.0, "noise": float("inf"), "time_mask": 0.0, "time_shift": 0.0, "time_stretch": 1.0,
+    "pitch_shift": 0.0,
+    "fade_in": 0.0,
+    "fade_out": 0.0,
+    "noise": float("inf"),
+    "time_mask": 0.0,
+    "time_shift": 0.0,
+    "time_stretch": 1.0,
 }
 
 FREQUENCY = ("pitch_shift", "fade_in", "fade_out", "noise")

@@ -27,10 +27,15 @@ def invariance_table(table: dict[str, Any]) -> str:
     labels = list(table["results"])
     transforms = list(next(iter(table["results"].values()))["transforms"])
     width = max(12, *(len(label) for label in labels))
-    lines = ["invariance: mean cosine similarity between clean and transformed features (1 = invariant)",
-             f"{'transform':<12} " + " ".join(f"{label:>{width}}" for label in labels)]
+    lines = [
+        "invariance: mean cosine similarity between clean and transformed features (1 = invariant)",
+        f"{'transform':<12} " + " ".join(f"{label:>{width}}" for label in labels),
+    ]
     for name in transforms:
-        lines.append(f"{name:<12} " + " ".join(f"{table['results'][label]['transforms'][name]['cosine']:>{width}.3f}" for label in labels))
+        lines.append(
+            f"{name:<12} "
+            + " ".join(f"{table['results'][label]['transforms'][name]['cosine']:>{width}.3f}" for label in labels)
+        )
     return "\n".join(lines)
 
 
@@ -87,7 +92,9 @@ def measure_command(
     from amortinv.viz.measure import grid_plot, path_plot, radar_plot
 
     if num_images < 1 or reference_images < 2 or steps < 2:
-        raise ValueError(f"--num-images must be >= 1, --reference-images >= 2 and --steps >= 2, got {num_images}, {reference_images}, {steps}")
+        raise ValueError(
+            f"--num-images must be >= 1, --reference-images >= 2 and --steps >= 2, got {num_images}, {reference_images}, {steps}"
+        )
     check_output_folder(out)
     dev = torch.device(resolve_device(device))
     enc, inv_space = load_encoder_and_space(encoder, space, data=data)
@@ -97,7 +104,9 @@ def measure_command(
     names = resolve_transforms(transforms, modality)
     # every option is checked before the measurement starts (nothing half-written on a bad option)
     if interpolate and ("->" not in interpolate or interpolate.count("->") != 1 or not enc.conditioned):
-        raise ValueError("--interpolate takes one 'start->end' pair of descriptors, e.g. '1,0->0,1', and a conditioned encoder")
+        raise ValueError(
+            "--interpolate takes one 'start->end' pair of descriptors, e.g. '1,0->0,1', and a conditioned encoder"
+        )
     if interpolate:
         [parse_descriptors(p, inv_space) for p in interpolate.split("->")]
         resolve_transforms(interpolate_transforms, modality)
@@ -105,27 +114,61 @@ def measure_command(
         resolve_transforms(grid_transform, modality)
         if not enc.conditioned or inv_space.dim != 2:
             raise ValueError("--grid-transform needs a conditioned encoder with K = 2 factors")
-    ds = (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors()) if enc.conditioned else None
-    images, _ = stack_dataset(build_dataset(data, data_root, split, **audio_reading(enc, None)), num_images + reference_images, seed)
+    ds = (
+        (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors())
+        if enc.conditioned
+        else None
+    )
+    images, _ = stack_dataset(
+        build_dataset(data, data_root, split, **audio_reading(enc, None)), num_images + reference_images, seed
+    )
     if len(images) < num_images + 2:
         raise ValueError(f"the {split} split has {len(images)} images; need more than num_images={num_images}")
     x, ref = images[:num_images], images[num_images:]
     if ds is not None:
         labels = [inv_space.label(d) for d in ds]
-        table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity, progress=True)
+        table = measure_invariance(
+            enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity, progress=True
+        )
     else:
-        table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], include_identity=include_identity, progress=True)
+        table = measure_invariance(
+            enc,
+            x,
+            [None],
+            names,
+            ref,
+            labels=[f"plain {enc.config['name']}"],
+            include_identity=include_identity,
+            progress=True,
+        )
     if plain is not None:
-        extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], include_identity=include_identity, progress=True)
+        extra = measure_invariance(
+            plain,
+            x,
+            [None],
+            names,
+            ref,
+            labels=[f"baseline {plain.config['name']}"],
+            include_identity=include_identity,
+            progress=True,
+        )
         table["results"].update(extra["results"])
         table["notes"] += extra["notes"]
     table.update({"encoder": str(encoder), "data": data, "split": split, "transforms": list(names)})
     out_dir = Path(out)
-    written = [radar_plot({label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
-                          out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")]
+    written = [
+        radar_plot(
+            {label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
+            out_dir / "radar.png",
+            title=f"Invariance to transforms ({data}, cosine similarity)",
+        )
+    ]
     if interpolate:
         start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
-        paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(interpolate_transforms, modality)}
+        paths = {
+            t: invariance_path(enc, x, t, start, end, steps)
+            for t in resolve_transforms(interpolate_transforms, modality)
+        }
         table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
         written.append(path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end)))
     if grid_transform:
@@ -180,12 +223,11 @@ def bound_command(
         seed: seed of the subset and the probe.
     """
     from amortinv.data import build_dataset
+    from amortinv.features import frozen_features
     from amortinv.results import check_output_folder, write_json
     from amortinv.spaces import parse_descriptors, quantise
     from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
-    from amortinv.transfer.data import stack_dataset
-    from amortinv.features import frozen_features
-    from amortinv.transfer.data import make_task
+    from amortinv.transfer.data import make_task, stack_dataset
     from amortinv.transfer.probe import fit_probe
 
     if empirical is not None and not 0 <= empirical <= loss_max:
@@ -193,13 +235,25 @@ def bound_command(
     if out:
         check_output_folder(Path(out).parent if Path(out).suffix == ".json" else out)
     if encoder is None:
-        missing = [name for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm)) if v is None]
+        missing = [
+            name
+            for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm))
+            if v is None
+        ]
         if missing:
             raise ValueError(f"give --encoder, or all of {missing} for the numbers mode")
         count = descriptor_count(k, bits)
-        result = {"n": n, "c": classes, "X": x_norm, "B": b_norm, "M": loss_max, "delta": delta, "num_descriptors": count,
-                  "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
-                  "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict()}
+        result = {
+            "n": n,
+            "c": classes,
+            "X": x_norm,
+            "B": b_norm,
+            "M": loss_max,
+            "delta": delta,
+            "num_descriptors": count,
+            "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
+            "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict(),
+        }
     else:
         enc, inv_space = load_encoder_and_space(encoder)
         i = quantise(parse_descriptors(descriptor, inv_space)[0], bits) if enc.conditioned and descriptor else None
@@ -212,15 +266,21 @@ def bound_command(
         head = fit_probe(feats, frozen_features(enc, task.val[0], i, size=size), task).head
         err = float((head(feats).argmax(1) != task.train[1]).float().mean())
         standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
-        result = bounds_for_run(standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta)
+        result = bounds_for_run(
+            standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta
+        )
         result["descriptor"] = None if i is None else i.tolist()
     am, lin = result["amortised"], result["linear_readout"]
     used = f", descriptor {result['descriptor']}" if result.get("descriptor") is not None else ""
-    print(f"inputs: empirical error {am['empirical']:.4f}, n {result['n']}, c {result['c']}, X {result['X']:.4g}, B {result['B']:.4g}, "
-          f"M {result['M']}, delta {result['delta']}, |I| {result['num_descriptors']}{used}")
+    print(
+        f"inputs: empirical error {am['empirical']:.4f}, n {result['n']}, c {result['c']}, X {result['X']:.4g}, B {result['B']:.4g}, "
+        f"M {result['M']}, delta {result['delta']}, |I| {result['num_descriptors']}{used}"
+    )
     print(f"amortised invariance bound: {am['bound']:.4f} | linear readout bound: {lin['bound']:.4f}")
     if am["bound"] > result["M"]:
-        print(f"note: a bound above M = {result['M']} is vacuous for a loss bounded by M (more examples n or smaller X * B tighten it)")
+        print(
+            f"note: a bound above M = {result['M']} is vacuous for a loss bounded by M (more examples n or smaller X * B tighten it)"
+        )
     if out:
         write_json(Path(out) if Path(out).suffix == ".json" else Path(out) / "bound.json", result)
     return result

@@ -61,9 +61,17 @@ def _check_descriptor(encoder: Encoder, d: Any) -> torch.Tensor | None:
 
 
 def measure_invariance(
-    encoder: Encoder, images: torch.Tensor, descriptors: Sequence[Any], transforms: Sequence[str], reference: torch.Tensor,
-    *, labels: Sequence[str] | None = None, size: tuple[int, int] | None = None, include_identity: bool = False,
-    batch_size: int = 256, progress: bool = False,
+    encoder: Encoder,
+    images: torch.Tensor,
+    descriptors: Sequence[Any],
+    transforms: Sequence[str],
+    reference: torch.Tensor,
+    *,
+    labels: Sequence[str] | None = None,
+    size: tuple[int, int] | None = None,
+    include_identity: bool = False,
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Invariance of ``encoder`` at each descriptor (None for a plain encoder) to each transform.
 
@@ -77,19 +85,27 @@ def measure_invariance(
         "notes": [...], "images": N, "reference_images": M}``.
     """
     x, ref = _prepare(images, size), _prepare(reference, size)
-    labels = list(labels) if labels is not None else [str(None if d is None else [float(v) for v in torch.as_tensor(d)]) for d in descriptors]
+    labels = (
+        list(labels)
+        if labels is not None
+        else [str(None if d is None else [float(v) for v in torch.as_tensor(d)]) for d in descriptors]
+    )
     if len(labels) != len(descriptors):
         raise ValueError("need one label per descriptor")
     notes: list[str] = []
     results: dict[str, dict] = {}
-    bar = tqdm(total=len(descriptors) * len(transforms), desc="measuring invariance", unit="transform", disable=not progress)
+    bar = tqdm(
+        total=len(descriptors) * len(transforms), desc="measuring invariance", unit="transform", disable=not progress
+    )
     for label, d in zip(labels, descriptors):
         i = _check_descriptor(encoder, d)
         clean = frozen_features(encoder, x, i, batch_size=batch_size)
         ref_feats = frozen_features(encoder, ref, i, batch_size=batch_size)
         if len(ref_feats) <= ref_feats.shape[1]:
-            notes.append(f"{label}: {len(ref_feats)} reference images for {ref_feats.shape[1]} feature dimensions; "
-                         "the covariance relies on shrinkage")
+            notes.append(
+                f"{label}: {len(ref_feats)} reference images for {ref_feats.shape[1]} feature dimensions; "
+                "the covariance relies on shrinkage"
+            )
         cov, shrink = ledoit_wolf(ref_feats)
         precision = torch.linalg.pinv(cov)
         per_transform = {}
@@ -114,19 +130,40 @@ def measure_invariance(
             }
         results[label] = {"shrinkage": round(shrink, 5), "transforms": per_transform}
     bar.close()
-    return {"results": results, "notes": notes, "images": len(x), "reference_images": len(ref), "identity_included": include_identity}
+    return {
+        "results": results,
+        "notes": notes,
+        "images": len(x),
+        "reference_images": len(ref),
+        "identity_included": include_identity,
+    }
 
 
 def _mean_cosine(encoder: Encoder, x: torch.Tensor, i: torch.Tensor, transform: str, batch_size: int) -> float:
     clean = frozen_features(encoder, x, i, batch_size=batch_size)
     params = [p for p in GRIDS[transform] if p != IDENTITY[transform]]
-    return float(torch.stack([F.cosine_similarity(clean, frozen_features(encoder, apply_transform(transform, x, p), i, batch_size=batch_size), dim=1)
-                              for p in params]).mean())
+    return float(
+        torch.stack(
+            [
+                F.cosine_similarity(
+                    clean, frozen_features(encoder, apply_transform(transform, x, p), i, batch_size=batch_size), dim=1
+                )
+                for p in params
+            ]
+        ).mean()
+    )
 
 
 def invariance_path(
-    encoder: Encoder, images: torch.Tensor, transform: str, start: Sequence[float], end: Sequence[float], steps: int = 11,
-    *, size: tuple[int, int] | None = None, batch_size: int = 256,
+    encoder: Encoder,
+    images: torch.Tensor,
+    transform: str,
+    start: Sequence[float],
+    end: Sequence[float],
+    steps: int = 11,
+    *,
+    size: tuple[int, int] | None = None,
+    batch_size: int = 256,
 ) -> list[dict[str, Any]]:
     """Mean cosine invariance to ``transform`` along the straight line from descriptor ``start`` to ``end``."""
     if steps < 2:
@@ -136,12 +173,23 @@ def invariance_path(
     out = []
     for t in torch.linspace(0, 1, steps):
         i = (1 - t) * a + t * b
-        out.append({"t": round(float(t), 4), "i": [round(float(v), 4) for v in i], "cosine": round(_mean_cosine(encoder, x, i, transform, batch_size), 5)})
+        out.append(
+            {
+                "t": round(float(t), 4),
+                "i": [round(float(v), 4) for v in i],
+                "cosine": round(_mean_cosine(encoder, x, i, transform, batch_size), 5),
+            }
+        )
     return out
 
 
 def invariance_grid(
-    encoder: Encoder, images: torch.Tensor, transform: str, steps: int = 6, *, size: tuple[int, int] | None = None,
+    encoder: Encoder,
+    images: torch.Tensor,
+    transform: str,
+    steps: int = 6,
+    *,
+    size: tuple[int, int] | None = None,
     batch_size: int = 256,
 ) -> torch.Tensor:
     """Mean cosine invariance over a steps x steps grid of 2-factor descriptors; entry [r, c] is i = (r, c) / (steps - 1)."""

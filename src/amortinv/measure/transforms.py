@@ -81,8 +81,20 @@ GRIDS: dict[str, tuple[float, ...]] = {
 }
 
 IDENTITY: dict[str, float] = {
-    "resized_crop": 1.0, "hflip": 0.0, "vflip": 0.0, "scale": 1.0, "rotation": 0.0, "translation": 0.0, "shear": 0.0,
-    "grayscale": 0.0, "brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0, "blur": 0.0, "sharpness": 1.0,
+    "resized_crop": 1.0,
+    "hflip": 0.0,
+    "vflip": 0.0,
+    "scale": 1.0,
+    "rotation": 0.0,
+    "translation": 0.0,
+    "shear": 0.0,
+    "grayscale": 0.0,
+    "brightness": 1.0,
+    "contrast": 1.0,
+    "saturation": 1.0,
+    "hue": 0.0,
+    "blur": 0.0,
+    "sharpness": 1.0,
 }
 
 SPATIAL = ("resized_crop", "hflip", "vflip", "scale", "rotation", "translation", "shear")
@@ -113,5 +125,7 @@ def resolve_transforms(spec: str, modality: str = "vision") -> tuple[str, ...]:
     names = tuple(n.strip() for n in spec.split(",") if n.strip())
     unknown = [n for n in names if n not in groups["all"]]
     if unknown or not names:
-        raise ValueError(f"unknown {modality} transforms {unknown or spec!r}; choose from {', '.join(groups)} or {sorted(groups['all'])}")
+        raise ValueError(
+            f"unknown {modality} transforms {unknown or spec!r}; choose from {', '.join(groups)} or {sorted(groups['all'])}"
+        )
     return names

@@ -56,15 +56,18 @@ class _AugSelf:
 
 
 class AugSelfSimCLR(_AugSelf, SimCLRObjective):
-    def __init__(self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object) -> None:
+    def __init__(
+        self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object
+    ) -> None:
         super().__init__(encoder, **kwargs)
         self._init_augself(kwargs["proj_hidden"], augself_weight, jitter)
 
     def online(self) -> nn.ModuleList:
         return nn.ModuleList([*super().online(), self.augself])
 
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int,
-                i: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
+    ) -> torch.Tensor:
         f1, f2 = self.encoder(torch.cat([v1, v2]), i).chunk(2)
         z1, z2 = self.projector(torch.cat([f1, f2]), head).chunk(2)
         return nt_xent(z1, z2, self.temperature) + self.auxiliary(f1, f2, w1, w2)
@@ -73,15 +76,18 @@ class AugSelfSimCLR(_AugSelf, SimCLRObjective):
 class AugSelfMoCoV2(_AugSelf, MoCoV2Objective):
     """As the authors' MoCo: the query's features from the online encoder, the key's from the momentum encoder."""
 
-    def __init__(self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object) -> None:
+    def __init__(
+        self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object
+    ) -> None:
         super().__init__(encoder, **kwargs)
         self._init_augself(kwargs["proj_hidden"], augself_weight, jitter)
 
     def online(self) -> nn.ModuleList:
         return nn.ModuleList([*super().online(), self.augself])
 
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int,
-                i: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
+    ) -> torch.Tensor:
         f1 = self.encoder(v1, i)
         with torch.no_grad():
             f2 = self.key_encoder(v2, i)
@@ -107,8 +113,9 @@ class CASSLESimCLR(SimCLRObjective):
     def make_inputs(self, augment, images: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         return augment.views_with_params(images, d)
 
-    def forward(self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int,
-                i: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
+    ) -> torch.Tensor:
         f = self.encoder(torch.cat([v1, v2]), i)
         z1, z2 = self.projector(torch.cat([f, self.augmentation_embedding(torch.cat([w1, w2]))], 1), head).chunk(2)
         return nt_xent(z1, z2, self.temperature)
@@ -146,6 +153,8 @@ COMPETITORS: dict[str, dict[str, type[ContrastiveObjective]]] = {
 def competitor_objective(competitor: str, method: str) -> type[ContrastiveObjective]:
     """The objective of ``competitor`` on ``method`` (ValueError naming what exists otherwise)."""
     if method not in COMPETITORS.get(competitor, {}):
-        raise ValueError(f"no objective for --competitor {competitor!r} with --method {method!r}; known: "
-                         + ", ".join(f"{c} ({'/'.join(m)})" for c, m in COMPETITORS.items()))
+        raise ValueError(
+            f"no objective for --competitor {competitor!r} with --method {method!r}; known: "
+            + ", ".join(f"{c} ({'/'.join(m)})" for c, m in COMPETITORS.items())
+        )
     return COMPETITORS[competitor][method]

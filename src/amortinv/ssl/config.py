@@ -7,7 +7,14 @@ from typing import Any
 
 from amortinv.checks import at_least, choice, finite, flag, human_size
 
-__all__ = ["PretrainConfig", "RESUME_MAY_CHANGE", "METHOD_DEFAULTS", "ENCODER_DEFAULTS", "COMPETITOR_METHODS", "MAX_QUEUE_BYTES"]
+__all__ = [
+    "PretrainConfig",
+    "RESUME_MAY_CHANGE",
+    "METHOD_DEFAULTS",
+    "ENCODER_DEFAULTS",
+    "COMPETITOR_METHODS",
+    "MAX_QUEUE_BYTES",
+]
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {  # what each method uses where PretrainConfig says None
     "simclr": {"temperature": 0.5, "recipe": "simclr", "proj_layers": 2},
@@ -21,7 +28,11 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {  # architecture options a run's 
     "vit": {},
 }
 
-COMPETITOR_METHODS: dict[str, tuple[str, ...]] = {"augself": ("simclr", "mocov2"), "cassle": ("simclr",), "looc": ("simclr",)}
+COMPETITOR_METHODS: dict[str, tuple[str, ...]] = {
+    "augself": ("simclr", "mocov2"),
+    "cassle": ("simclr",),
+    "looc": ("simclr",),
+}
 """The competitors (``amortinv.ssl.competitors``) and the methods each runs on."""
 
 MAX_QUEUE_BYTES = 16 * 2**30
@@ -29,8 +40,20 @@ MAX_QUEUE_BYTES = 16 * 2**30
 
 OPTIMIZERS = ("adamw", "sgd", "lars")
 
-RESUME_MAY_CHANGE = frozenset({"resume", "overwrite", "progress", "num_workers", "logger", "knn_every", "knn_eval", "knn_bank", "accelerator",
-                               "keep_optimizer"})
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "resume",
+        "overwrite",
+        "progress",
+        "num_workers",
+        "logger",
+        "knn_every",
+        "knn_eval",
+        "knn_bank",
+        "accelerator",
+        "keep_optimizer",
+    }
+)
 """Options a resumed run may change: they do not change what is trained (output, monitoring, hardware kind)."""
 
 
@@ -151,21 +174,36 @@ class PretrainConfig:
             ValueError: naming the option (as on the command line) and the value it got.
         """
         if not isinstance(self.encoder_options, dict):
-            raise ValueError(f"--encoder-options must be a mapping such as {{width: 0.5}}, got {self.encoder_options!r}")
+            raise ValueError(
+                f"--encoder-options must be a mapping such as {{width: 0.5}}, got {self.encoder_options!r}"
+            )
         family = "vit" if "vit" in self.encoder else "resnet"
         self.encoder_options = {**ENCODER_DEFAULTS[family], **self.encoder_options}
         choice("--method", self.method, tuple(METHOD_DEFAULTS))
         choice("--optimizer", self.optimizer, OPTIMIZERS)
         choice("--lr-scale", self.lr_scale, ("none", "linear", "sqrt"))
         choice("--logger", self.logger, ("csv", "tensorboard"))
-        for name, low in (("batch_size", 2), ("epochs", 1), ("accumulate", 1), ("proj_hidden", 1), ("proj_dim", 1), ("pred_hidden", 1),
-                          ("queue_size", 1), ("knn_bank", 1), ("num_nodes", 1), ("knn_every", 0), ("num_workers", 0)):
+        for name, low in (
+            ("batch_size", 2),
+            ("epochs", 1),
+            ("accumulate", 1),
+            ("proj_hidden", 1),
+            ("proj_dim", 1),
+            ("pred_hidden", 1),
+            ("queue_size", 1),
+            ("knn_bank", 1),
+            ("num_nodes", 1),
+            ("knn_every", 0),
+            ("num_workers", 0),
+        ):
             at_least(flag(name), getattr(self, name), low)
         for name in ("proj_layers", "image_size", "sample_rate"):
             if getattr(self, name) is not None:
                 at_least(flag(name), getattr(self, name), 1)
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"--max-steps must be >= 1 (or -1: all epochs), got {self.max_steps}: a run without steps trains nothing")
+            raise ValueError(
+                f"--max-steps must be >= 1 (or -1: all epochs), got {self.max_steps}: a run without steps trains nothing"
+            )
         finite("--lr", self.lr, above=0.0)
         finite("--weight-decay", self.weight_decay, low=0.0)
         finite("--warmup-epochs", self.warmup_epochs, low=0.0)
@@ -182,13 +220,18 @@ class PretrainConfig:
         if self.competitor is not None:
             choice("--competitor", self.competitor, tuple(COMPETITOR_METHODS))
             if self.method not in COMPETITOR_METHODS[self.competitor]:
-                raise ValueError(f"--competitor {self.competitor} runs with --method {' or '.join(COMPETITOR_METHODS[self.competitor])}, "
-                                 f"not {self.method}")
+                raise ValueError(
+                    f"--competitor {self.competitor} runs with --method {' or '.join(COMPETITOR_METHODS[self.competitor])}, "
+                    f"not {self.method}"
+                )
             if self.fixed_descriptor is None:
-                raise ValueError(f"--competitor {self.competitor} trains a plain encoder at one descriptor: give --fixed-descriptor "
-                                 "(e.g. 1,1, the default recipe) and a plain --encoder such as resnet18")
+                raise ValueError(
+                    f"--competitor {self.competitor} trains a plain encoder at one descriptor: give --fixed-descriptor "
+                    "(e.g. 1,1, the default recipe) and a plain --encoder such as resnet18"
+                )
         need = self.queue_size * self.proj_dim * 4
         if need > MAX_QUEUE_BYTES:
-            raise ValueError(f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "
-                             f"bytes), over the {human_size(MAX_QUEUE_BYTES)} limit; MoCo-v2 uses 65536 ({human_size(65536 * 128 * 4)})")
-
+            raise ValueError(
+                f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "
+                f"bytes), over the {human_size(MAX_QUEUE_BYTES)} limit; MoCo-v2 uses 65536 ({human_size(65536 * 128 * 4)})"
+            )

@@ -16,7 +16,11 @@ __all__ = ["extract_features", "knn_predict", "knn_accuracy"]
 
 
 def extract_features(
-    encoder: Encoder, dataset: Dataset, augment: nn.Module, descriptor: Any, batch_size: int = 512,
+    encoder: Encoder,
+    dataset: Dataset,
+    augment: nn.Module,
+    descriptor: Any,
+    batch_size: int = 512,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised features (N, D) of the un-augmented inputs (``augment.eval_input``) and their labels (N,)."""
@@ -32,8 +36,13 @@ def extract_features(
 
 
 def knn_predict(
-    queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int, k: int = 200,
-    temperature: float = 0.1, chunk: int = 1024,
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    num_classes: int,
+    k: int = 200,
+    temperature: float = 0.1,
+    chunk: int = 1024,
 ) -> torch.Tensor:
     """Class predictions (N,) by similarity-weighted voting of the k nearest bank features.
 
@@ -52,8 +61,15 @@ def knn_predict(
 
 
 def knn_accuracy(
-    encoder: Encoder, train: Dataset, test: Dataset, augment: nn.Module, descriptor: Any, k: int = 200,
-    temperature: float = 0.1, device: str | torch.device = "cpu", batch_size: int = 512,
+    encoder: Encoder,
+    train: Dataset,
+    test: Dataset,
+    augment: nn.Module,
+    descriptor: Any,
+    k: int = 200,
+    temperature: float = 0.1,
+    device: str | torch.device = "cpu",
+    batch_size: int = 512,
 ) -> float:
     """Top-1 accuracy (in [0, 1]) of weighted kNN on ``test`` with ``train`` as the memory bank."""
     bank, bank_labels = extract_features(encoder, train, augment, descriptor, batch_size, device)

@@ -11,7 +11,15 @@ import torch.nn.functional as F
 
 from amortinv.ssl.distributed import gather, rank
 
-__all__ = ["nt_xent", "info_nce_queue", "moco_v3_contrastive", "moco_v3_loss", "augself_targets", "augself_loss", "leave_one_out_loss"]
+__all__ = [
+    "nt_xent",
+    "info_nce_queue",
+    "moco_v3_contrastive",
+    "moco_v3_loss",
+    "augself_targets",
+    "augself_loss",
+    "leave_one_out_loss",
+]
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
@@ -61,12 +69,16 @@ def moco_v3_contrastive(q: torch.Tensor, k: torch.Tensor, temperature: float = 0
     return 2 * temperature * F.cross_entropy(logits, labels)
 
 
-def moco_v3_loss(q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+def moco_v3_loss(
+    q1: torch.Tensor, q2: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, temperature: float = 0.2
+) -> torch.Tensor:
     """MoCo-v3's symmetric loss ``ctr(q1, k2) + ctr(q2, k1)``."""
     return moco_v3_contrastive(q1, k2, temperature) + moco_v3_contrastive(q2, k1, temperature)
 
 
-def augself_targets(w1: torch.Tensor, w2: torch.Tensor, jitter: tuple[float, float, float, float]) -> dict[str, torch.Tensor]:
+def augself_targets(
+    w1: torch.Tensor, w2: torch.Tensor, jitter: tuple[float, float, float, float]
+) -> dict[str, torch.Tensor]:
     """AugSelf's regression targets: how view 1's augmentation differs from view 2's.
 
     Args:
@@ -78,6 +90,7 @@ def augself_targets(w1: torch.Tensor, w2: torch.Tensor, jitter: tuple[float, flo
         flipped view) and of their heights and widths, as fractions of the image; ``colour`` (B, 4): the
         difference of the jitter factors, each divided by the width of its range (2 x strength).
     """
+
     def centre(w: torch.Tensor) -> torch.Tensor:
         row, col = w[:, 0] + w[:, 2] / 2, w[:, 1] + w[:, 3] / 2
         return torch.stack([row, torch.where(w[:, 4] > 0, 1 - col, col)], dim=1)

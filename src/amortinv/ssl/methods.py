@@ -17,12 +17,12 @@ import lightning as L
 import torch
 from torch import nn
 
-from amortinv.modality import MODALITIES
 from amortinv.encoders.base import Encoder
+from amortinv.modality import MODALITIES
 from amortinv.spaces import InvarianceSpace
+from amortinv.ssl.competitors import competitor_objective
 from amortinv.ssl.config import METHOD_DEFAULTS
 from amortinv.ssl.config import PretrainConfig as _C
-from amortinv.ssl.competitors import competitor_objective
 from amortinv.ssl.objectives import OBJECTIVES
 from amortinv.ssl.optim import build_optimizer, momentum_schedule, warmup_cosine
 
@@ -113,8 +113,15 @@ class ContrastivePretrainer(L.LightningModule):
             raise ValueError(f"hyper_lr must be a positive number or 'auto', got {hyper_lr!r}")
         self.num_heads = 1 if fixed_descriptor is not None else len(self.descriptors)
         self.objective = self.objective_class()(
-            encoder, num_heads=self.num_heads, per_head=per_descriptor_heads, proj_hidden=proj_hidden, proj_dim=proj_dim,
-            proj_layers=proj_layers, temperature=temperature, **self.objective_options(), **self.competitor_options(),
+            encoder,
+            num_heads=self.num_heads,
+            per_head=per_descriptor_heads,
+            proj_hidden=proj_hidden,
+            proj_dim=proj_dim,
+            proj_layers=proj_layers,
+            temperature=temperature,
+            **self.objective_options(),
+            **self.competitor_options(),
         )
 
     def objective_class(self) -> type:
@@ -123,8 +130,10 @@ class ContrastivePretrainer(L.LightningModule):
         if competitor is None:
             return OBJECTIVES[self.method]
         if self.hparams.modality != "vision" or self.fixed is None:
-            raise ValueError(f"--competitor {competitor} trains on images at a --fixed-descriptor (e.g. 1,1); "
-                             f"got {self.hparams.modality} data{'' if self.fixed is not None else ' without one'}")
+            raise ValueError(
+                f"--competitor {competitor} trains on images at a --fixed-descriptor (e.g. 1,1); "
+                f"got {self.hparams.modality} data{'' if self.fixed is not None else ' without one'}"
+            )
         return competitor_objective(competitor, self.method)
 
     def objective_options(self) -> dict[str, Any]:
@@ -178,10 +187,14 @@ class ContrastivePretrainer(L.LightningModule):
         loss = self.loss(self.views(images, idx, batch_idx), idx, d)
         if not torch.isfinite(loss):
             if torch.is_floating_point(images) and not torch.isfinite(images).all():
-                raise ValueError(f"non-finite loss at step {self.global_step}: the batch itself holds non-finite inputs (NaN or inf); "
-                                 "check the data (the readers refuse such files; a custom dataset may not)")
-            raise FloatingPointError(f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}) from finite inputs: "
-                                     "the run diverged; lower --lr (or raise --temperature)")
+                raise ValueError(
+                    f"non-finite loss at step {self.global_step}: the batch itself holds non-finite inputs (NaN or inf); "
+                    "check the data (the readers refuse such files; a custom dataset may not)"
+                )
+            raise FloatingPointError(
+                f"non-finite loss at step {self.global_step} (descriptor {d.tolist()}) from finite inputs: "
+                "the run diverged; lower --lr (or raise --temperature)"
+            )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/descriptor", float(idx), on_step=True, on_epoch=False)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
@@ -203,7 +216,11 @@ class ContrastivePretrainer(L.LightningModule):
         h = self.hparams
         if h.hyper_lr == "auto":
             return self.encoder.kernel_step_gains(self.descriptors if self.fixed is None else self.fixed[None])
-        return [(p, float(h.hyper_lr)) for p, _ in self.encoder.kernel_step_gains(self.descriptors)] if h.hyper_lr != 1 else []
+        return (
+            [(p, float(h.hyper_lr)) for p, _ in self.encoder.kernel_step_gains(self.descriptors)]
+            if h.hyper_lr != 1
+            else []
+        )
 
     def configure_optimizers(self) -> dict:
         h = self.hparams

@@ -32,8 +32,17 @@ class ContrastiveObjective(nn.Module):
 
     last_bn = False
 
-    def __init__(self, encoder: Encoder, *, num_heads: int, per_head: bool, proj_hidden: int, proj_dim: int, proj_layers: int,
-                 temperature: float) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        num_heads: int,
+        per_head: bool,
+        proj_hidden: int,
+        proj_dim: int,
+        proj_layers: int,
+        temperature: float,
+    ) -> None:
         super().__init__()
         self.encoder, self.temperature = encoder, temperature
         self.num_heads, self.per_head, self.proj_dim = num_heads, per_head, proj_dim
@@ -109,4 +118,8 @@ class MoCoV3Objective(_MomentumObjective):
         return moco_v3_loss(q[:n], q[n:], k[:n], k[n:], self.temperature)
 
 
-OBJECTIVES: dict[str, type[ContrastiveObjective]] = {"simclr": SimCLRObjective, "mocov2": MoCoV2Objective, "mocov3": MoCoV3Objective}
+OBJECTIVES: dict[str, type[ContrastiveObjective]] = {
+    "simclr": SimCLRObjective,
+    "mocov2": MoCoV2Objective,
+    "mocov3": MoCoV3Objective,
+}

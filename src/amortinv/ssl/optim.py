@@ -18,8 +18,12 @@ class LARS(torch.optim.Optimizer):
     adaptation.
     """
 
-    def __init__(self, params: Iterable, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, eta: float = 0.001) -> None:
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "eta": eta, "lars_exclude": False})
+    def __init__(
+        self, params: Iterable, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, eta: float = 0.001
+    ) -> None:
+        super().__init__(
+            params, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "eta": eta, "lars_exclude": False}
+        )
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001, ANN201
@@ -32,7 +36,9 @@ class LARS(torch.optim.Optimizer):
                 if not group["lars_exclude"]:
                     d = d.add(p, alpha=group["weight_decay"])
                     p_norm, d_norm = p.norm(), d.norm()
-                    trust = torch.where((p_norm > 0) & (d_norm > 0), group["eta"] * p_norm / d_norm, torch.ones_like(p_norm))
+                    trust = torch.where(
+                        (p_norm > 0) & (d_norm > 0), group["eta"] * p_norm / d_norm, torch.ones_like(p_norm)
+                    )
                     d = d.mul(trust)
                 state = self.state[p]
                 buf = state.get("mu")
@@ -43,7 +49,9 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(model: nn.Module, weight_decay: float, lr_gains: list[tuple[nn.Parameter, float]] | None = None) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, lr_gains: list[tuple[nn.Parameter, float]] | None = None
+) -> list[dict]:
     """Weights with decay and biases / norm parameters (1-D) without it; a parameter given a
     gain in ``lr_gains`` goes into a group of its own whose ``lr_gain`` scales the learning rate."""
     gain_of = {id(p): g for p, g in (lr_gains or [])}
@@ -58,7 +66,11 @@ def param_groups(model: nn.Module, weight_decay: float, lr_gains: list[tuple[nn.
 
 
 def build_optimizer(
-    name: str, model: nn.Module, lr: float, weight_decay: float, lr_gains: list[tuple[nn.Parameter, float]] | None = None
+    name: str,
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    lr_gains: list[tuple[nn.Parameter, float]] | None = None,
 ) -> torch.optim.Optimizer:
     """``adamw`` (decoupled weight decay, fused when supported), ``sgd`` (momentum 0.9) or ``lars``;
     each group's learning rate is ``lr * lr_gain`` (see ``param_groups``)."""

@@ -30,18 +30,16 @@ from tqdm.auto import tqdm
 
 from amortinv.data import build_dataset, dataset_modality
 from amortinv.encoders import build_encoder, save_encoder
+from amortinv.modality import MODALITIES, Modality
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
+from amortinv.ssl.config import METHOD_DEFAULTS, PretrainConfig
 from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.loader import ResumableLoader, ResumableSampler
-from amortinv.ssl.config import METHOD_DEFAULTS, PretrainConfig
-from amortinv.modality import MODALITIES, Modality
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer, step_seed
 from amortinv.ssl.run_folder import check_run_folder, discard_unresumable, merge_metrics, run_lock, start_run_folder
 
 __all__ = ["PretrainConfig", "run_pretrain"]
-
-
 
 
 class InputsOnly(Dataset):
@@ -70,14 +68,25 @@ class PretrainData(L.LightningDataModule):
         super().__init__()
         if len(dataset) < batch_size:
             raise ValueError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}")
-        self.dataset, self.batch_size, self.num_workers, self.seed = InputsOnly(dataset, seed), batch_size, num_workers, seed
+        self.dataset, self.batch_size, self.num_workers, self.seed = (
+            InputsOnly(dataset, seed),
+            batch_size,
+            num_workers,
+            seed,
+        )
 
     def train_dataloader(self) -> DataLoader:
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        sampler = ResumableSampler(self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True)
+        sampler = ResumableSampler(
+            self.dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed, drop_last=True
+        )
         return ResumableLoader(
-            self.dataset, sampler, batch_size=self.batch_size, num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
+            self.dataset,
+            sampler,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
         )
 
 
@@ -107,8 +116,11 @@ class Preemption(Callback):
             if signum == signal.SIGINT and self.signum == signal.SIGINT:
                 raise KeyboardInterrupt
             if signum == signal.SIGINT and trainer.is_global_zero:
-                print("\namortinv: Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again stops at once, without one)",
-                      file=sys.stderr, flush=True)
+                print(
+                    "\namortinv: Ctrl-C: stopping after this step with a checkpoint (Ctrl-C again stops at once, without one)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             self.signum = signum
             if isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
                 trainer.strategy.launcher.kill(signum)
@@ -116,7 +128,9 @@ class Preemption(Callback):
         for signum in STOP_SIGNALS:
             signal.signal(signum, handler)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if (batch_idx + 1) % trainer.accumulate_grad_batches:
             return  # mid-accumulation: stop after the optimiser step, or the accumulated batches would be lost on resume
         if trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False):
@@ -158,7 +172,9 @@ class KNNMonitor(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, module: ContrastivePretrainer) -> None:
         if (trainer.current_epoch + 1) % self.every:
             return
-        acc = knn_accuracy(module.encoder, self.bank, self.queries, module.augment, self.descriptor, device=module.device)
+        acc = knn_accuracy(
+            module.encoder, self.bank, self.queries, module.augment, self.descriptor, device=module.device
+        )
         module.log("val/knn_top1", acc, prog_bar=True, sync_dist=False)
 
 
@@ -170,20 +186,50 @@ def _subset(ds: Dataset, n: int, seed: int) -> Dataset:
 
 
 def _build_module(
-    cfg: PretrainConfig, space: InvarianceSpace, fixed: list[float] | None, image_size: Any, lr: float, schedule: tuple[int, int],
-    modality: Modality, train: Dataset,
+    cfg: PretrainConfig,
+    space: InvarianceSpace,
+    fixed: list[float] | None,
+    image_size: Any,
+    lr: float,
+    schedule: tuple[int, int],
+    modality: Modality,
+    train: Dataset,
 ) -> ContrastivePretrainer:
     opts = {**METHOD_DEFAULTS[cfg.method]}
-    opts.update({k: getattr(cfg, k) for k in ("temperature", "recipe", "proj_layers", "momentum") if getattr(cfg, k) is not None})
-    encoder = build_encoder(cfg.encoder, invariance_dim=space.dim, **{**modality.encoder_options(train), **(cfg.encoder_options or {})})
+    opts.update(
+        {
+            k: getattr(cfg, k)
+            for k in ("temperature", "recipe", "proj_layers", "momentum")
+            if getattr(cfg, k) is not None
+        }
+    )
+    encoder = build_encoder(
+        cfg.encoder, invariance_dim=space.dim, **{**modality.encoder_options(train), **(cfg.encoder_options or {})}
+    )
     if fixed is None and not encoder.conditioned:
-        raise ValueError(f"encoder '{cfg.encoder}' is plain: pass --fixed-descriptor (e.g. 1,1) or use a hyper_/prompt_ encoder")
+        raise ValueError(
+            f"encoder '{cfg.encoder}' is plain: pass --fixed-descriptor (e.g. 1,1) or use a hyper_/prompt_ encoder"
+        )
     kwargs: dict[str, Any] = dict(
-        image_size=image_size, modality=modality.name, fixed_descriptor=fixed, recipe=opts["recipe"], optimizer=cfg.optimizer, lr=lr,
-        weight_decay=cfg.weight_decay, warmup_epochs=cfg.warmup_epochs, temperature=opts["temperature"],
-        proj_hidden=cfg.proj_hidden, proj_dim=cfg.proj_dim, proj_layers=opts["proj_layers"],
-        per_descriptor_heads=cfg.per_descriptor_heads, hyper_lr=cfg.hyper_lr, ones_share=cfg.ones_share, seed=cfg.seed, schedule=schedule,
-        competitor=cfg.competitor, augself_weight=cfg.augself_weight,
+        image_size=image_size,
+        modality=modality.name,
+        fixed_descriptor=fixed,
+        recipe=opts["recipe"],
+        optimizer=cfg.optimizer,
+        lr=lr,
+        weight_decay=cfg.weight_decay,
+        warmup_epochs=cfg.warmup_epochs,
+        temperature=opts["temperature"],
+        proj_hidden=cfg.proj_hidden,
+        proj_dim=cfg.proj_dim,
+        proj_layers=opts["proj_layers"],
+        per_descriptor_heads=cfg.per_descriptor_heads,
+        hyper_lr=cfg.hyper_lr,
+        ones_share=cfg.ones_share,
+        seed=cfg.seed,
+        schedule=schedule,
+        competitor=cfg.competitor,
+        augself_weight=cfg.augself_weight,
     )
     if cfg.method in ("mocov2", "mocov3"):
         kwargs["momentum"] = opts["momentum"]
@@ -207,7 +253,9 @@ def drop_optimizer_state(path: Path) -> None:
 def _check_machine(cfg: PretrainConfig) -> None:
     """What the settings cannot check themselves: that this machine has the accelerator asked for."""
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--accelerator {cfg.accelerator}: no CUDA GPU is visible to PyTorch here; use --accelerator cpu (or auto)")
+        raise ValueError(
+            f"--accelerator {cfg.accelerator}: no CUDA GPU is visible to PyTorch here; use --accelerator cpu (or auto)"
+        )
 
 
 def _is_launch_rank_zero() -> bool:
@@ -222,21 +270,31 @@ def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
         state = torch.load(path, map_location="cpu", weights_only=True)
         step, weights = int(state["global_step"]), state["state_dict"]
     except pickle.UnpicklingError:
-        raise ValueError(f"--resume: {path} holds Python objects besides tensors; amortinv loads tensors only and refuses it") from None
+        raise ValueError(
+            f"--resume: {path} holds Python objects besides tensors; amortinv loads tensors only and refuses it"
+        ) from None
     except Exception as err:  # truncated file, missing keys: "not a usable checkpoint"
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise ValueError(f"--resume: {path} is not a readable amortinv checkpoint ({type(err).__name__}: {reason})") from None
+        raise ValueError(
+            f"--resume: {path} is not a readable amortinv checkpoint ({type(err).__name__}: {reason})"
+        ) from None
     expected = module.state_dict()
     missing = sorted(set(expected) - set(weights))
     wrong = sorted(k for k in set(expected) & set(weights) if tuple(expected[k].shape) != tuple(weights[k].shape))
     if missing or wrong:
         detail = (f"missing {missing[:3]}" if missing else "") + (f" shapes differ for {wrong[:3]}" if wrong else "")
-        raise ValueError(f"--resume: {path} does not hold this model's weights ({detail.strip()}); was it saved with other settings?")
+        raise ValueError(
+            f"--resume: {path} does not hold this model's weights ({detail.strip()}); was it saved with other settings?"
+        )
     return step
 
 
-def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, callbacks: list[Callback] | None = None,
-                 resume_hint: str = "continue with --resume last") -> dict[str, Any]:
+def run_pretrain(
+    cfg: PretrainConfig,
+    space: InvarianceSpace | None = None,
+    callbacks: list[Callback] | None = None,
+    resume_hint: str = "continue with --resume last",
+) -> dict[str, Any]:
     """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
 
     ``callbacks`` are extra Lightning callbacks (e.g. to watch the run); ``resume_hint`` ends the line printed
@@ -249,7 +307,9 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     space = space or load_space(cfg.space or modality.default_space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
-    if cfg.resume == "auto":  # every rank decides before rank 0 can write a checkpoint (it waits for the others to join)
+    if (
+        cfg.resume == "auto"
+    ):  # every rank decides before rank 0 can write a checkpoint (it waits for the others to join)
         cfg = replace(cfg, resume="last" if (out / "checkpoints" / "last.ckpt").is_file() else None)
     launcher = _is_launch_rank_zero()
     if launcher:
@@ -266,9 +326,13 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
     total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
     module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
 
-    callbacks = [*(callbacks or []), ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
-                                                  enable_version_counter=False),
-                 Preemption(out / "checkpoints" / "last.ckpt")]
+    callbacks = [
+        *(callbacks or []),
+        ModelCheckpoint(
+            dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
+        ),
+        Preemption(out / "checkpoints" / "last.ckpt"),
+    ]
     test = None
     if cfg.knn_every or cfg.knn_eval:
         try:
@@ -279,17 +343,39 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
                 print(f"amortinv: note: no kNN evaluation ({err})", file=sys.stderr)
     knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
     if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
-        callbacks.append(KNNMonitor(_subset(train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed), knn_descriptor, cfg.knn_every))
+        callbacks.append(
+            KNNMonitor(
+                _subset(train, min(cfg.knn_bank, 5000), cfg.seed),
+                _subset(test, 1000, cfg.seed),
+                knn_descriptor,
+                cfg.knn_every,
+            )
+        )
     fresh = cfg.overwrite and not cfg.resume  # the folder is cleared below, once the Trainer exists
-    launch = "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resumed run logs beside the first
+    launch = (
+        "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"
+    )  # a resumed run logs beside the first
     loggers: list[Any] = [CSVLogger(out, name="logs", version=launch)]
     if cfg.logger == "tensorboard":
         loggers.append(TensorBoardLogger(out, name="logs", version=launch))
     trainer = L.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-        precision=cfg.precision, sync_batchnorm=cfg.sync_batchnorm, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        accumulate_grad_batches=cfg.accumulate, callbacks=callbacks, logger=loggers, use_distributed_sampler=False, plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=cfg.progress, enable_model_summary=False, log_every_n_steps=1, default_root_dir=out,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        sync_batchnorm=cfg.sync_batchnorm,
+        max_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        accumulate_grad_batches=cfg.accumulate,
+        callbacks=callbacks,
+        logger=loggers,
+        use_distributed_sampler=False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=cfg.progress,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=out,
     )
     ckpt = None
     if cfg.resume:
@@ -306,8 +392,12 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
         except SIGTERMException:
             signum = next(c.signum for c in trainer.callbacks if isinstance(c, Preemption)) or signal.SIGTERM
             if launcher:
-                print(f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
-                      f"written: {resume_hint}", file=sys.stderr, flush=True)
+                print(
+                    f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
+                    f"written: {resume_hint}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             raise SystemExit(128 + signum) from None
         except Exception:
             if launcher and not cfg.resume:
@@ -318,11 +408,13 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             return {}
         steps_run = trainer.global_step - start_step
         counts = torch.bincount(
-            torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]), minlength=len(space.training_descriptors())
+            torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]),
+            minlength=len(space.training_descriptors()),
         )
         device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
         result: dict[str, Any] = {
-            "method": cfg.method, "competitor": cfg.competitor,
+            "method": cfg.method,
+            "competitor": cfg.competitor,
             "baseline_fixed_descriptor": fixed,
             "encoder": module.encoder.config,
             "space": space.to_config(),
@@ -340,16 +432,36 @@ def run_pretrain(cfg: PretrainConfig, space: InvarianceSpace | None = None, call
             "devices": world,
             "precision": cfg.precision,
             "seed": cfg.seed,
-            "descriptor_counts": None if fixed else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
+            "descriptor_counts": None
+            if fixed
+            else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
         }
         module.encoder.to(device).eval()
-        save_encoder(out / "encoder", module.encoder, metadata={"space": space.to_config(), "method": cfg.method, "competitor": cfg.competitor, "fixed_descriptor": fixed, "steps": trainer.global_step})
+        save_encoder(
+            out / "encoder",
+            module.encoder,
+            metadata={
+                "space": space.to_config(),
+                "method": cfg.method,
+                "competitor": cfg.competitor,
+                "fixed_descriptor": fixed,
+                "steps": trainer.global_step,
+            },
+        )
         if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
             bank = _subset(train, cfg.knn_bank, cfg.seed)
-            descriptors = [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())  # audio7: 32 of its 120
-            bar = tqdm(descriptors, desc=f"kNN top-1 ({len(bank)} bank, {len(test)} test images)", unit="descriptor", disable=not cfg.progress)
+            descriptors = (
+                [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())
+            )  # audio7: 32 of its 120
+            bar = tqdm(
+                descriptors,
+                desc=f"kNN top-1 ({len(bank)} bank, {len(test)} test images)",
+                unit="descriptor",
+                disable=not cfg.progress,
+            )
             result["knn_top1"] = {
-                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4) for d in bar
+                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4)
+                for d in bar
             }
         if result["finished"] and not cfg.keep_optimizer:
             drop_optimizer_state(out / "checkpoints" / "last.ckpt")

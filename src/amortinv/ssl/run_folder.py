@@ -59,16 +59,26 @@ def check_run_folder(cfg: PretrainConfig, out: Path) -> None:
     if cfg.resume:
         if saved.is_file():
             before, now = json.loads(saved.read_text()), json.loads(json.dumps(_settings(cfg)))
-            changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+            changed = [
+                f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
+                for k in sorted(set(before) | set(now))
+                if before.get(k) != now.get(k)
+            ]
             if changed:
-                raise ValueError(f"--resume: {out} was started with other settings ({'; '.join(changed)}); resume with the same "
-                                 "settings, or start a new run in another --out")
+                raise ValueError(
+                    f"--resume: {out} was started with other settings ({'; '.join(changed)}); resume with the same "
+                    "settings, or start a new run in another --out"
+                )
         result = out / "result.json"
         if result.is_file() and json.loads(result.read_text()).get("finished"):
-            raise ValueError(f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume")
+            raise ValueError(
+                f"{out} holds a finished run ({json.loads(result.read_text()).get('steps')} steps): there is nothing to resume"
+            )
     elif out.exists() and set(out.iterdir()) - set(_leftovers(out)) and not cfg.overwrite:
-        raise ValueError(f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
-                         "or choose another --out")
+        raise ValueError(
+            f"output folder {out} is not empty: --resume last continues that run, --overwrite true replaces it, "
+            "or choose another --out"
+        )
 
 
 def _process_start(pid: int) -> str | None:
@@ -83,7 +93,12 @@ def _process_start(pid: int) -> str | None:
 def _lock_record() -> dict[str, Any]:
     """What ``.lock`` holds: this process, where and when it started, and what it runs (a pid alone can be reused)."""
     pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "started": _process_start(pid), "command": " ".join(sys.argv[:2]) or "python"}
+    return {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "started": _process_start(pid),
+        "command": " ".join(sys.argv[:2]) or "python",
+    }
 
 
 def _lock_owner(out: Path) -> str | None:
@@ -106,8 +121,10 @@ def _lock_owner(out: Path) -> str | None:
 def _refuse_if_locked(out: Path) -> None:
     owner = _lock_owner(out)
     if owner is not None and owner != f"pid {os.getpid()}":
-        raise ValueError(f"{out} is in use by another run ({owner}); wait for it, choose another --out, "
-                         f"or delete {out / '.lock'} if that run is gone")
+        raise ValueError(
+            f"{out} is in use by another run ({owner}); wait for it, choose another --out, "
+            f"or delete {out / '.lock'} if that run is gone"
+        )
 
 
 def _leftovers(out: Path) -> list[Path]:
@@ -135,7 +152,10 @@ def start_run_folder(cfg: PretrainConfig, out: Path) -> None:
     """Once everything is checked (and the lock is held): remove what a killed launch left (partial checkpoint
     writes), clear ``out`` if overwriting, and record the run's settings."""
     for partial in (out / "checkpoints").glob(".*.tmp"):
-        print(f"amortinv: note: removing {partial}, a checkpoint write that a killed launch left unfinished", file=sys.stderr)
+        print(
+            f"amortinv: note: removing {partial}, a checkpoint write that a killed launch left unfinished",
+            file=sys.stderr,
+        )
         partial.unlink()
     if not cfg.resume:
         if cfg.overwrite and out.exists():
@@ -150,7 +170,10 @@ def discard_unresumable(out: Path) -> None:
     """After a fresh run failed: remove what it wrote (logs, settings) unless a checkpoint lets it resume
     (``run_lock`` then removes the folder if it made it)."""
     if any((out / "checkpoints").glob("*.ckpt")):
-        print(f"amortinv: the run failed; {out} keeps its checkpoints (--resume last continues from the last one)", file=sys.stderr)
+        print(
+            f"amortinv: the run failed; {out} keeps its checkpoints (--resume last continues from the last one)",
+            file=sys.stderr,
+        )
         return
     for child in out.iterdir():
         if child.name != ".lock":

@@ -23,7 +23,11 @@ __all__ = ["bn_buffers", "recompute_bn_stats", "using_bn_stats", "has_batchnorm"
 
 
 def _bns(encoder: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-    return [(n, m) for n, m in encoder.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    return [
+        (n, m)
+        for n, m in encoder.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
 
 
 def has_batchnorm(encoder: nn.Module) -> bool:
@@ -62,7 +66,12 @@ def using_bn_stats(encoder: nn.Module, buffers: dict[str, torch.Tensor] | None) 
 
 @torch.no_grad()
 def recompute_bn_stats(
-    encoder: Encoder, images: torch.Tensor, i: torch.Tensor | None, *, size: tuple[int, int], batch_size: int = 256,
+    encoder: Encoder,
+    images: torch.Tensor,
+    i: torch.Tensor | None,
+    *,
+    size: tuple[int, int],
+    batch_size: int = 256,
     device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
     """BatchNorm statistics of ``encoder`` at descriptor ``i`` over raw inputs ``images`` (uint8 images (N, 3, H, W) or waveforms (N, 1, L)), as buffers.
@@ -77,7 +86,11 @@ def recompute_bn_stats(
         m.reset_running_stats()
         m.momentum = None
         m.train()
-    i_dev = None if i is None or not encoder.conditioned else torch.as_tensor(i, dtype=next(encoder.parameters()).dtype, device=device)
+    i_dev = (
+        None
+        if i is None or not encoder.conditioned
+        else torch.as_tensor(i, dtype=next(encoder.parameters()).dtype, device=device)
+    )
     try:
         for start in range(0, len(images), batch_size):
             encoder(prepare_batch(encoder, images[start : start + batch_size], size, device), i_dev)

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amortinv.devices import resolve_device
 from amortinv.transfer.settings import SearchSettings, TransferSettings
 
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
 # stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
+if TYPE_CHECKING:
+    from amortinv.encoders.base import Encoder
+    from amortinv.spaces import InvarianceSpace
+    from amortinv.transfer.data import TaskData
 
-__all__ = ["load_encoder_and_space", "load_plain_encoder", "check_fits_data", "check_limits", "audio_reading", "build_tasks", "transfer_command"]
+__all__ = [
+    "load_encoder_and_space",
+    "load_plain_encoder",
+    "check_fits_data",
+    "check_limits",
+    "audio_reading",
+    "build_tasks",
+    "transfer_command",
+]
 
 OWN_TASKS = ("classification", "regression")
 _DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
@@ -28,8 +40,10 @@ def check_fits_data(encoder: Encoder, path: str, data: str | None, option: str =
     from amortinv.data import dataset_modality
 
     if data is not None and encoder.modality != dataset_modality(data):
-        raise ValueError(f"{option} {path} was made for {encoder.modality} inputs but --data {data} is {dataset_modality(data)}: "
-                         f"use an encoder pre-trained on {dataset_modality(data)} data")
+        raise ValueError(
+            f"{option} {path} was made for {encoder.modality} inputs but --data {data} is {dataset_modality(data)}: "
+            f"use an encoder pre-trained on {dataset_modality(data)} data"
+        )
 
 
 def load_plain_encoder(path: str, data: str | None, option: str) -> Encoder:
@@ -38,12 +52,16 @@ def load_plain_encoder(path: str, data: str | None, option: str) -> Encoder:
 
     encoder = load_encoder(path)
     if encoder.conditioned:
-        raise ValueError(f"{option} {path} is a conditioned encoder: baselines are plain encoders (a conditioned one goes in --encoder)")
+        raise ValueError(
+            f"{option} {path} is a conditioned encoder: baselines are plain encoders (a conditioned one goes in --encoder)"
+        )
     check_fits_data(encoder, path, data, option)
     return encoder
 
 
-def load_encoder_and_space(path: str, space: str | None = None, data: str | None = None) -> tuple[Encoder, InvarianceSpace | None]:
+def load_encoder_and_space(
+    path: str, space: str | None = None, data: str | None = None
+) -> tuple[Encoder, InvarianceSpace | None]:
     """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``), checked against
     the dataset ``data`` when given."""
     from amortinv.encoders import load_encoder, read_encoder_config
@@ -52,18 +70,30 @@ def load_encoder_and_space(path: str, space: str | None = None, data: str | None
     encoder = load_encoder(path)
     check_fits_data(encoder, path, data)
     meta = read_encoder_config(path).get("metadata", {})
-    inv_space = load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
+    inv_space = (
+        load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
+    )
     if encoder.conditioned:
         if inv_space is None:
             raise ValueError(f"encoder {path} is conditioned but its metadata names no space: pass --space")
         if inv_space.dim != encoder.invariance_dim:
-            raise ValueError(f"space '{inv_space.name}' has {inv_space.dim} factors but the encoder takes descriptors of length {encoder.invariance_dim}")
+            raise ValueError(
+                f"space '{inv_space.name}' has {inv_space.dim} factors but the encoder takes descriptors of length {encoder.invariance_dim}"
+            )
     return encoder, inv_space
 
 
 def build_tasks(
-    names: list[str], data: str, data_root: str | None, *, image_size: int | None, train_limit: int | None,
-    test_limit: int | None, val_fraction: float, seed: int, audio: dict[str, Any] | None = None,
+    names: list[str],
+    data: str,
+    data_root: str | None,
+    *,
+    image_size: int | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    val_fraction: float,
+    seed: int,
+    audio: dict[str, Any] | None = None,
 ) -> list[TaskData]:
     """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
     import torch
@@ -82,8 +112,20 @@ def build_tasks(
     tasks = []
     for name in names:
         if name in factor_tasks:
-            y_train, y_test = (ds.factors[name][subset_indices(len(ds), limit, seed)] for ds, limit in ((train_ds, train_limit), (test_ds, test_limit)))
-            tasks.append(make_task(name, "classification" if name == "shape" else "regression", (train[0], y_train), (test[0], y_test), val_fraction, seed))
+            y_train, y_test = (
+                ds.factors[name][subset_indices(len(ds), limit, seed)]
+                for ds, limit in ((train_ds, train_limit), (test_ds, test_limit))
+            )
+            tasks.append(
+                make_task(
+                    name,
+                    "classification" if name == "shape" else "regression",
+                    (train[0], y_train),
+                    (test[0], y_test),
+                    val_fraction,
+                    seed,
+                )
+            )
         elif name in OWN_TASKS:
             kind = "regression" if torch.is_floating_point(train[1]) else "classification"
             if kind != name:
@@ -91,7 +133,16 @@ def build_tasks(
             tasks.append(make_task(f"{data}:{name}", name, train, test, val_fraction, seed))
         else:
             kind = "classification" if name == "flip" else "regression"
-            tasks.append(make_task(name, kind, derive_task(name, train[0], seed), derive_task(name, test[0], seed + 1), val_fraction, seed))
+            tasks.append(
+                make_task(
+                    name,
+                    kind,
+                    derive_task(name, train[0], seed),
+                    derive_task(name, test[0], seed + 1),
+                    val_fraction,
+                    seed,
+                )
+            )
     return tasks
 
 
@@ -200,24 +251,56 @@ def transfer_command(
     try:
         stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{finetune_stages}'") from None
+        raise ValueError(
+            f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{finetune_stages}'"
+        ) from None
     check_limits(train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction)
     search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
-    settings = TransferSettings(lams=_floats(lams, "lams"), search=search, init=init, recalibrate_bn=recalibrate_bn, lrs=_floats(lrs, "lrs"),
-                                weight_decays=_floats(weight_decays, "weight-decays"), epochs=epochs, batch_size=batch_size, loss=loss,
-                                finetune_stages=stages, finetune_budget=finetune_budget, device=resolve_device(device), seed=seed)
+    settings = TransferSettings(
+        lams=_floats(lams, "lams"),
+        search=search,
+        init=init,
+        recalibrate_bn=recalibrate_bn,
+        lrs=_floats(lrs, "lrs"),
+        weight_decays=_floats(weight_decays, "weight-decays"),
+        epochs=epochs,
+        batch_size=batch_size,
+        loss=loss,
+        finetune_stages=stages,
+        finetune_budget=finetune_budget,
+        device=resolve_device(device),
+        seed=seed,
+    )
     check_output_folder(out)
     enc, inv_space = load_encoder_and_space(encoder, space, data=data)
-    plain = {Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders") for p in plain_encoders.split(",") if p.strip()}
-    learners = [m.strip() for m in (("ai_forward" if enc.conditioned else "") if methods is None else methods).split(",") if m.strip()]
+    plain = {
+        Path(p).stem if Path(p).suffix else Path(p).name: load_plain_encoder(p, data, "--plain-encoders")
+        for p in plain_encoders.split(",")
+        if p.strip()
+    }
+    learners = [
+        m.strip()
+        for m in (("ai_forward" if enc.conditioned else "") if methods is None else methods).split(",")
+        if m.strip()
+    ]
     if learners and not enc.conditioned:
-        raise ValueError(f"--methods {','.join(learners)}: {encoder} is a plain encoder (no descriptor to learn); "
-                         "use --methods '' for its probe, or a conditioned encoder")
+        raise ValueError(
+            f"--methods {','.join(learners)}: {encoder} is a plain encoder (no descriptor to learn); "
+            "use --methods '' for its probe, or a conditioned encoder"
+        )
     run = learners + [m.strip() for m in baselines.split(",") if m.strip()]
     dev = settings.device
-    tasks = build_tasks([t.strip() for t in task.split(",") if t.strip()], data, data_root, image_size=image_size,
-                        train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction, seed=seed,
-                        audio=audio_reading(enc, clip_seconds))
+    tasks = build_tasks(
+        [t.strip() for t in task.split(",") if t.strip()],
+        data,
+        data_root,
+        image_size=image_size,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        val_fraction=val_fraction,
+        seed=seed,
+        audio=audio_reading(enc, clip_seconds),
+    )
     start = time.perf_counter()
     result: dict[str, Any] = {
         "encoder": {"path": str(encoder), **enc.config},
@@ -225,9 +308,11 @@ def transfer_command(
         "data": data,
         "device": dev,
         "settings": {**vars(settings), "search": vars(settings.search)},
-        "selection": ("probes: regularisation chosen on a validation split carved from train; learned i: started at the best candidate "
-                      "descriptor, descended the ridge leave-one-out error on train, point of the path chosen on validation; "
-                      "fine-tuning: lr, weight decay and epoch chosen on validation; the selected model is kept (no refit); test used once"),
+        "selection": (
+            "probes: regularisation chosen on a validation split carved from train; learned i: started at the best candidate "
+            "descriptor, descended the ridge leave-one-out error on train, point of the path chosen on validation; "
+            "fine-tuning: lr, weight decay and epoch chosen on validation; the selected model is kept (no refit); test used once"
+        ),
         "tasks": {},
     }
     learned: dict[str, dict[str, float]] = {}
@@ -244,7 +329,11 @@ def transfer_command(
     written = []
     if learned:
         result["learned_i"] = learned
-        written.append(learned_i_chart(learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})"))
+        written.append(
+            learned_i_chart(
+                learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})"
+            )
+        )
     written.insert(0, write_json(out_dir / "result.json", result))
     print("files written: " + ", ".join(str(p) for p in written))
     return result

@@ -17,7 +17,15 @@ from amortinv.data import ImageArrayDataset
 from amortinv.encoders.base import Encoder
 from amortinv.modality import modality_of
 
-__all__ = ["subset_indices", "TaskData", "Standardiser", "stack_dataset", "carve_validation", "make_task", "prepare_batch"]
+__all__ = [
+    "subset_indices",
+    "TaskData",
+    "Standardiser",
+    "stack_dataset",
+    "carve_validation",
+    "make_task",
+    "prepare_batch",
+]
 
 
 @dataclass
@@ -59,8 +67,14 @@ class TaskData:
         return self.num_classes if self.task == "classification" else int(self.train[1].shape[1])
 
     def summary(self) -> dict[str, object]:
-        return {"name": self.name, "task": self.task, "train": len(self.train[0]), "val": len(self.val[0]),
-                "test": len(self.test[0]), "outputs": self.num_outputs}
+        return {
+            "name": self.name,
+            "task": self.task,
+            "train": len(self.train[0]),
+            "val": len(self.val[0]),
+            "test": len(self.test[0]),
+            "outputs": self.num_outputs,
+        }
 
 
 def subset_indices(n: int, limit: int | None, seed: int = 0) -> torch.Tensor:
@@ -81,7 +95,9 @@ def stack_dataset(ds: Dataset, limit: int | None = None, seed: int = 0) -> tuple
     return torch.stack([im for im, _ in items]), torch.stack(targets) if vectors else torch.as_tensor(targets)
 
 
-def carve_validation(images: torch.Tensor, targets: torch.Tensor, fraction: float = 0.1, seed: int = 0) -> tuple[tuple, tuple]:
+def carve_validation(
+    images: torch.Tensor, targets: torch.Tensor, fraction: float = 0.1, seed: int = 0
+) -> tuple[tuple, tuple]:
     """Split off a seeded random ``fraction`` of the training data as the validation split."""
     if not 0 < fraction < 1:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
@@ -95,7 +111,9 @@ def carve_validation(images: torch.Tensor, targets: torch.Tensor, fraction: floa
 def _check_targets(name: str, targets: torch.Tensor, task: str) -> torch.Tensor:
     if task == "classification":
         if torch.is_floating_point(targets) or targets.ndim != 1:
-            raise ValueError(f"task '{name}': classification needs integer labels of shape (N,), got {targets.dtype} {tuple(targets.shape)}")
+            raise ValueError(
+                f"task '{name}': classification needs integer labels of shape (N,), got {targets.dtype} {tuple(targets.shape)}"
+            )
         if (targets < 0).any():
             raise ValueError(f"task '{name}': labels must be >= 0")
         return targets.long()
@@ -111,8 +129,12 @@ def _check_targets(name: str, targets: torch.Tensor, task: str) -> torch.Tensor:
 
 
 def make_task(
-    name: str, task: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-    val_fraction: float = 0.1, seed: int = 0,
+    name: str,
+    task: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    val_fraction: float = 0.1,
+    seed: int = 0,
 ) -> TaskData:
     """Check shapes, carve the validation split and fit the target standardiser."""
     for split, (x, y) in (("train", train), ("test", test)):
@@ -121,9 +143,13 @@ def make_task(
             raise ValueError(f"task '{name}': {split} has {len(x)} images but {len(y)} targets")
     ytr, yte = _check_targets(name, train[1], task), _check_targets(name, test[1], task)
     if len(ytr) < 10:
-        raise ValueError(f"task '{name}': {len(ytr)} training examples are too few to carve a validation split (need >= 10)")
+        raise ValueError(
+            f"task '{name}': {len(ytr)} training examples are too few to carve a validation split (need >= 10)"
+        )
     if task == "classification" and len(ytr.unique()) < 2:
-        raise ValueError(f"task '{name}': the training labels hold a single class ({int(ytr[0])}); classification needs >= 2")
+        raise ValueError(
+            f"task '{name}': the training labels hold a single class ({int(ytr[0])}); classification needs >= 2"
+        )
     if task == "regression" and ytr.shape[1] != yte.shape[1]:
         raise ValueError(f"task '{name}': train targets have {ytr.shape[1]} outputs, test targets {yte.shape[1]}")
     tr, val = carve_validation(train[0], ytr, val_fraction, seed)

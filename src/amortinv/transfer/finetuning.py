@@ -60,8 +60,12 @@ def _task_loss(out: torch.Tensor, y: torch.Tensor, data: TaskData, loss: str) ->
 def _as_linear_head(head: nn.Sequential) -> LinearHead:
     """The BatchNorm(affine=False) + Linear head in eval mode, as a ``LinearHead``."""
     bn, linear = head[0], head[1]
-    return LinearHead(bn.running_mean.detach().cpu().double(), (bn.running_var + bn.eps).sqrt().detach().cpu().double(),
-                      linear.weight.detach().cpu().double().T.contiguous(), linear.bias.detach().cpu().double())
+    return LinearHead(
+        bn.running_mean.detach().cpu().double(),
+        (bn.running_var + bn.eps).sqrt().detach().cpu().double(),
+        linear.weight.detach().cpu().double().T.contiguous(),
+        linear.bias.detach().cpu().double(),
+    )
 
 
 def _cosine_adam(params: list, lr: float, weight_decay: float, total: int) -> tuple:
@@ -71,8 +75,15 @@ def _cosine_adam(params: list, lr: float, weight_decay: float, total: int) -> tu
 
 
 def _train(
-    n: int, groups: list[tuple[list, float, float]], batch_step: Callable[[torch.Tensor], None], on_epoch: Callable[[int], None],
-    *, epochs: int, batch_size: int, seed: int, time_budget_s: float | None,
+    n: int,
+    groups: list[tuple[list, float, float]],
+    batch_step: Callable[[torch.Tensor], None],
+    on_epoch: Callable[[int], None],
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    time_budget_s: float | None,
 ) -> None:
     """Epochs of shuffled minibatch steps over ``n`` examples, ``on_epoch`` after each; stops at the budget."""
     steps_per_epoch = max(1, n // batch_size)
@@ -96,10 +107,21 @@ def _train(
 
 
 def finetune(
-    encoder: Encoder, data: TaskData, *, stages: int = 0, i: torch.Tensor | None = None, lr: float = 1e-3,
-    encoder_lr: float | None = None, weight_decay: float = 1e-4, epochs: int = 10, batch_size: int = 256,
-    loss: str = "mse", time_budget_s: float | None = None, size: tuple[int, int] | None = None,
-    device: str | torch.device = "cpu", seed: int = 0,
+    encoder: Encoder,
+    data: TaskData,
+    *,
+    stages: int = 0,
+    i: torch.Tensor | None = None,
+    lr: float = 1e-3,
+    encoder_lr: float | None = None,
+    weight_decay: float = 1e-4,
+    epochs: int = 10,
+    batch_size: int = 256,
+    loss: str = "mse",
+    time_budget_s: float | None = None,
+    size: tuple[int, int] | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
 ) -> tuple[FinetuneFit, Encoder]:
     """Fine-tune a copy of ``encoder``'s last ``stages`` stages (0 = all) with a linear head.
 
@@ -120,7 +142,9 @@ def finetune(
     size = size or tuple(data.train[0].shape[-2:])
     x_train, y_train = data.train
     torch.manual_seed(seed)
-    head = nn.Sequential(nn.BatchNorm1d(model.feature_dim, affine=False), nn.Linear(model.feature_dim, data.num_outputs)).to(device)
+    head = nn.Sequential(
+        nn.BatchNorm1d(model.feature_dim, affine=False), nn.Linear(model.feature_dim, data.num_outputs)
+    ).to(device)
 
     def batch_step(idx: torch.Tensor) -> None:
         for part in parts:
@@ -143,7 +167,16 @@ def finetune(
             best_state.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
     groups = [(list(head.parameters()), lr, weight_decay), (params, encoder_lr or lr, weight_decay)]
-    _train(len(x_train), groups, batch_step, on_epoch, epochs=epochs, batch_size=batch_size, seed=seed, time_budget_s=time_budget_s)
+    _train(
+        len(x_train),
+        groups,
+        batch_step,
+        on_epoch,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        time_budget_s=time_budget_s,
+    )
     if best_state:
         model.load_state_dict(best_state)
     return best, model.eval()

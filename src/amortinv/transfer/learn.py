@@ -44,8 +44,13 @@ from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
 from amortinv.transfer.settings import SearchSettings
 
 __all__ = [
-    "InvarianceFit", "DescriptorParameter", "search_invariance", "features_and_tangents", "encode_with_tangents",
-    "objective_targets", "descriptor_gradient",
+    "InvarianceFit",
+    "DescriptorParameter",
+    "search_invariance",
+    "features_and_tangents",
+    "encode_with_tangents",
+    "objective_targets",
+    "descriptor_gradient",
 ]
 
 
@@ -95,7 +100,12 @@ def features_and_tangents(encoder: Encoder, x: torch.Tensor, i: torch.Tensor) ->
 
 
 def encode_with_tangents(
-    encoder: Encoder, images: torch.Tensor, i: torch.Tensor, *, size: tuple[int, int], batch_size: int = 128,
+    encoder: Encoder,
+    images: torch.Tensor,
+    i: torch.Tensor,
+    *,
+    size: tuple[int, int],
+    batch_size: int = 128,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Features (N, D) of raw inputs (images or waveforms) at ``i`` and their Jacobian dF/di (K, N, D), on the CPU in float32."""
@@ -103,7 +113,9 @@ def encode_with_tangents(
     feats, tangents = [], []
     with evaluating(encoder):
         for s in range(0, len(images), batch_size):
-            f, t = features_and_tangents(encoder, prepare_batch(encoder, images[s : s + batch_size], size, device), i.to(device))
+            f, t = features_and_tangents(
+                encoder, prepare_batch(encoder, images[s : s + batch_size], size, device), i.to(device)
+            )
             feats.append(f.float().cpu())
             tangents.append(t.float().cpu())
     return torch.cat(feats), torch.cat(tangents, dim=1)
@@ -117,8 +129,12 @@ def objective_targets(data: TaskData, y: torch.Tensor) -> torch.Tensor:
 
 
 def descriptor_gradient(
-    encoder: Encoder, x: torch.Tensor, i: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-    gradient: str = "forward", chunk_size: int = 64,
+    encoder: Encoder,
+    x: torch.Tensor,
+    i: torch.Tensor,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    gradient: str = "forward",
+    chunk_size: int = 64,
 ) -> tuple[float, torch.Tensor]:
     """``objective(features(x, i))`` and its gradient w.r.t. ``i`` (K,), by backprop or forward mode."""
     if gradient == "backprop":
@@ -137,8 +153,14 @@ def descriptor_gradient(
 
 
 def search_invariance(
-    encoder: Encoder, data: TaskData, start: torch.Tensor, probe_at: Callable[[torch.Tensor], ProbeFit], *,
-    settings: SearchSettings = SearchSettings(), device: str | torch.device = "cpu", seed: int = 0,
+    encoder: Encoder,
+    data: TaskData,
+    start: torch.Tensor,
+    probe_at: Callable[[torch.Tensor], ProbeFit],
+    *,
+    settings: SearchSettings = SearchSettings(),
+    device: str | torch.device = "cpu",
+    seed: int = 0,
     start_probe: ProbeFit | None = None,
 ) -> InvarianceFit:
     """Descend the ridge leave-one-out error from ``start`` and select on validation (module docstring).
@@ -151,7 +173,9 @@ def search_invariance(
         start_probe: ``probe_at(start)`` when already known (saves one feature pass).
     """
     if not encoder.conditioned:
-        raise ValueError("learning i needs a conditioned encoder (hyper_resnet*, prompt_vit_*); use a probe for plain ones")
+        raise ValueError(
+            "learning i needs a conditioned encoder (hyper_resnet*, prompt_vit_*); use a probe for plain ones"
+        )
     device = torch.device(device)
     encoder = encoder.to(device).eval().requires_grad_(False)
     size = tuple(data.train[0].shape[-2:])
@@ -175,7 +199,9 @@ def search_invariance(
         if lam is None:
             with torch.no_grad():
                 lam = best_ridge_lambda(encoder(x, i.detach()), targets)
-        value, grad = descriptor_gradient(encoder, x, i, lambda f: ridge_loo_loss(f, targets, lam), settings.gradient, settings.chunk_size)
+        value, grad = descriptor_gradient(
+            encoder, x, i, lambda f: ridge_loo_loss(f, targets, lam), settings.gradient, settings.chunk_size
+        )
         param.step(grad)
         point = {"step": step, "i": [round(v, 4) for v in i.tolist()], "loo": round(value, 6)}
         if step % settings.eval_every == 0 or step == settings.steps:

@@ -29,10 +29,18 @@ from amortinv.transfer.metrics import classification_metrics, primary_score, reg
 from amortinv.transfer.settings import LAMBDAS
 
 __all__ = [
-    "LAMBDAS", "LinearHead", "ProbeFit", "fit_linear", "fit_probe", "ridge_fit", "ridge_loo_loss", "ridge_gcv_loss", "predict",
-    "score_outputs", "best_ridge_lambda",
+    "LAMBDAS",
+    "LinearHead",
+    "ProbeFit",
+    "fit_linear",
+    "fit_probe",
+    "ridge_fit",
+    "ridge_loo_loss",
+    "ridge_gcv_loss",
+    "predict",
+    "score_outputs",
+    "best_ridge_lambda",
 ]
-
 
 
 @dataclass
@@ -90,13 +98,22 @@ def ridge_fit(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tenso
     return weight, ym - xm @ weight
 
 
-def _logistic(x: torch.Tensor, y: torch.Tensor, lam: float, num_classes: int, init: tuple | None, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _logistic(
+    x: torch.Tensor, y: torch.Tensor, lam: float, num_classes: int, init: tuple | None, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression by full-batch L-BFGS: weight (D, C), bias (C,)."""
     d = x.shape[1]
     w = (init[0].clone() if init else torch.zeros(d, num_classes, dtype=x.dtype)).requires_grad_(True)
     b = (init[1].clone() if init else torch.zeros(num_classes, dtype=x.dtype)).requires_grad_(True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-6,
-                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
@@ -109,8 +126,14 @@ def _logistic(x: torch.Tensor, y: torch.Tensor, lam: float, num_classes: int, in
 
 
 def fit_linear(
-    feats: torch.Tensor, targets: torch.Tensor, task: str, lam: float, num_outputs: int, *,
-    init: LinearHead | None = None, max_iter: int = 300,
+    feats: torch.Tensor,
+    targets: torch.Tensor,
+    task: str,
+    lam: float,
+    num_outputs: int,
+    *,
+    init: LinearHead | None = None,
+    max_iter: int = 300,
 ) -> LinearHead:
     """Solve the probe's convex problem (see the module docstring) on features (N, D).
 
@@ -146,7 +169,9 @@ def _train_targets(data: TaskData) -> torch.Tensor:
     return y if data.task == "classification" else data.standardiser.forward(y)
 
 
-def fit_probe(train_feats: torch.Tensor, val_feats: torch.Tensor, data: TaskData, lams: Sequence[float] = LAMBDAS) -> ProbeFit:
+def fit_probe(
+    train_feats: torch.Tensor, val_feats: torch.Tensor, data: TaskData, lams: Sequence[float] = LAMBDAS
+) -> ProbeFit:
     """A probe per ``lam`` on train features (N, D); the best on validation features (M, D) is kept."""
     if len(train_feats) != len(data.train[1]) or len(val_feats) != len(data.val[1]):
         raise ValueError("cached features do not match the task's train / val splits")
@@ -179,7 +204,9 @@ def _ridge_residuals(x: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torc
         hat_y, leverage = xc @ (inv_xt @ yc), (xc * inv_xt.T).sum(dim=1)
     else:
         gram = xc @ xc.T
-        smoother = torch.linalg.solve(gram + n * lam * torch.eye(n, dtype=x.dtype, device=x.device), gram)  # symmetric hat
+        smoother = torch.linalg.solve(
+            gram + n * lam * torch.eye(n, dtype=x.dtype, device=x.device), gram
+        )  # symmetric hat
         hat_y, leverage = smoother @ yc, smoother.diagonal()
     return yc - hat_y, leverage + 1.0 / n
 
@@ -208,7 +235,11 @@ def ridge_gcv_loss(feats: torch.Tensor, targets: torch.Tensor, lam: float, stand
 
 
 def best_ridge_lambda(
-    feats: torch.Tensor, targets: torch.Tensor, lams: Sequence[float] = LAMBDAS, objective: Callable = ridge_loo_loss, **kwargs: Any
+    feats: torch.Tensor,
+    targets: torch.Tensor,
+    lams: Sequence[float] = LAMBDAS,
+    objective: Callable = ridge_loo_loss,
+    **kwargs: Any,
 ) -> float:
     """The ``lam`` of the grid with the smallest ``objective`` (leave-one-out error by default) on (feats, targets)."""
     with torch.no_grad():

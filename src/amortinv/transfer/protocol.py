@@ -34,10 +34,10 @@ from dataclasses import replace
 import torch
 
 from amortinv.encoders.base import Encoder
+from amortinv.features import frozen_features
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.batchnorm import has_batchnorm, recompute_bn_stats, using_bn_stats
-from amortinv.features import frozen_features
 from amortinv.transfer.data import TaskData
 from amortinv.transfer.finetuning import finetune
 from amortinv.transfer.learn import search_invariance
@@ -54,15 +54,24 @@ def quantised_neighbours(i: torch.Tensor, bits: int, max_points: int = 16) -> li
     (the nearest ones); ``Q(i; b)`` (rounding) is always among them."""
     levels = 2**bits - 1
     lo, hi = (i * levels).floor() / levels, (i * levels).ceil() / levels
-    points = {tuple(torch.where(torch.tensor(c, dtype=torch.bool), hi, lo).tolist()) for c in itertools.product((0, 1), repeat=len(i))}
+    points = {
+        tuple(torch.where(torch.tensor(c, dtype=torch.bool), hi, lo).tolist())
+        for c in itertools.product((0, 1), repeat=len(i))
+    }
     ranked = sorted(points, key=lambda p: float((torch.tensor(p) - i).norm()))[:max_points]
     rounded = tuple(quantise(i, bits).tolist())
     return [torch.tensor(p) for p in ([rounded] + [p for p in ranked if p != rounded])[:max_points]]
 
 
 def _record(fit: ProbeFit, test_metrics: dict, seconds: float, memory: float, params: int) -> dict:
-    return {"test": test_metrics, "val_score": round(fit.val_score, 6), "selected": {"lam": fit.lam},
-            "time_s": round(seconds, 2), "peak_memory_mb": round(memory, 1), "trainable_params": params}
+    return {
+        "test": test_metrics,
+        "val_score": round(fit.val_score, 6),
+        "selected": {"lam": fit.lam},
+        "time_s": round(seconds, 2),
+        "peak_memory_mb": round(memory, 1),
+        "trainable_params": params,
+    }
 
 
 class FeatureBank:
@@ -71,9 +80,13 @@ class FeatureBank:
     ``settings.recalibrate_bn`` each (encoder, descriptor) uses BatchNorm statistics recomputed
     there on the training inputs."""
 
-    def __init__(self, encoders: dict[str, Encoder], data: TaskData, settings: TransferSettings, device: torch.device) -> None:
+    def __init__(
+        self, encoders: dict[str, Encoder], data: TaskData, settings: TransferSettings, device: torch.device
+    ) -> None:
         self.encoders, self.data, self.s, self.device = encoders, data, settings, device
-        self.size = tuple(data.train[0].shape[-2:])  # (H, W) of images, (1, L) of waveforms: what Modality.eval_input takes
+        self.size = tuple(
+            data.train[0].shape[-2:]
+        )  # (H, W) of images, (1, L) of waveforms: what Modality.eval_input takes
         self._features: dict[tuple[str, str], torch.Tensor] = {}
         self._bn: dict[str, dict] = {}
 
@@ -86,8 +99,14 @@ class FeatureBank:
         if not self.s.recalibrate_bn or not has_batchnorm(self.encoders[key]):
             return None
         if self._key(key, i) not in self._bn:
-            self._bn[self._key(key, i)] = recompute_bn_stats(self.encoders[key], self.data.train[0], i, size=self.size,
-                                                             batch_size=self.s.batch_size, device=self.device)
+            self._bn[self._key(key, i)] = recompute_bn_stats(
+                self.encoders[key],
+                self.data.train[0],
+                i,
+                size=self.size,
+                batch_size=self.s.batch_size,
+                device=self.device,
+            )
         return self._bn[self._key(key, i)]
 
     def features(self, key: str, split: str, i: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,8 +114,14 @@ class FeatureBank:
         ckey = (self._key(key, i), split)
         if ckey not in self._features:
             with using_bn_stats(self.encoders[key], self.bn_stats(key, i)):
-                self._features[ckey] = frozen_features(self.encoders[key], getattr(self.data, split)[0], i, size=self.size,
-                                              batch_size=self.s.batch_size, device=self.device)
+                self._features[ckey] = frozen_features(
+                    self.encoders[key],
+                    getattr(self.data, split)[0],
+                    i,
+                    size=self.size,
+                    batch_size=self.s.batch_size,
+                    device=self.device,
+                )
         return self._features[ckey]
 
     def probe(self, key: str, i: torch.Tensor | None) -> ProbeFit:
@@ -109,8 +134,13 @@ class FeatureBank:
 
 
 def run_transfer(
-    encoder: Encoder, data: TaskData, space: InvarianceSpace | None, methods: Sequence[str], settings: TransferSettings,
-    plain_encoders: dict[str, Encoder] | None = None, log: Callable[[str], None] = print,
+    encoder: Encoder,
+    data: TaskData,
+    space: InvarianceSpace | None,
+    methods: Sequence[str],
+    settings: TransferSettings,
+    plain_encoders: dict[str, Encoder] | None = None,
+    log: Callable[[str], None] = print,
 ) -> dict[str, dict]:
     """Run ``methods`` (see the module docstring) on one task; returns ``{method: record}``.
 
@@ -144,10 +174,23 @@ def run_transfer(
         else:
             label, start, start_fit = f"{s.init} everywhere", torch.full((space.dim,), float(s.init)), None
         with using_bn_stats(encoder, bank.bn_stats("self", start)):
-            found = search_invariance(encoder, data, start, lambda i: bank.probe("self", i), settings=replace(s.search, gradient=gradient),
-                                      device=dev, seed=s.seed, start_probe=start_fit)
-        extra = {"i": space.describe(found.i), "start": label, "selected_step": found.selected_step, "path": found.path,
-                 "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()}}
+            found = search_invariance(
+                encoder,
+                data,
+                start,
+                lambda i: bank.probe("self", i),
+                settings=replace(s.search, gradient=gradient),
+                device=dev,
+                seed=s.seed,
+                start_probe=start_fit,
+            )
+        extra = {
+            "i": space.describe(found.i),
+            "start": label,
+            "selected_step": found.selected_step,
+            "path": found.path,
+            "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()},
+        }
         extra["quantised"] = {f"{b}bit": quantised_rows(found.i, b) for b in s.quantise_bits}
         return found.probe, bank.test(found.probe, "self", found.i), head_params(encoder.feature_dim) + space.dim, extra
 
@@ -155,7 +198,11 @@ def run_transfer(
         points = quantised_neighbours(i, bits)
         fits = [bank.probe("self", q) for q in points]
         best = max(range(len(points)), key=lambda k: fits[k].val_score)
-        row = lambda k: {"i": space.describe(points[k]), "val_score": round(fits[k].val_score, 6), "test": bank.test(fits[k], "self", points[k])}  # noqa: E731
+        row = lambda k: {
+            "i": space.describe(points[k]),
+            "val_score": round(fits[k].val_score, 6),
+            "test": bank.test(fits[k], "self", points[k]),
+        }  # noqa: E731
         return {"rounded": row(0), "best_on_val": row(best)}
 
     def fixed(key: str, i: torch.Tensor | None) -> Callable[[], tuple[ProbeFit, dict, int, dict]]:
@@ -172,8 +219,17 @@ def run_transfer(
             for name in plain_encoders or {}:
                 timed(f"probe[plain:{name}]", fixed(f"plain:{name}", None))
         elif method == "fusion":
-            timed("fusion", lambda: _fusion(data, s, [("self", d) for d in candidates.values()] or [("self", None)],
-                                            [f"plain:{n}" for n in plain_encoders or {}], bank.features, head_params))
+            timed(
+                "fusion",
+                lambda: _fusion(
+                    data,
+                    s,
+                    [("self", d) for d in candidates.values()] or [("self", None)],
+                    [f"plain:{n}" for n in plain_encoders or {}],
+                    bank.features,
+                    head_params,
+                ),
+            )
         elif method == "finetune":
             _finetunes(encoder, data, s, results, timed, bank.size, dev, head_params)
         else:
@@ -181,30 +237,63 @@ def run_transfer(
     return results
 
 
-def _fusion(data: TaskData, s: TransferSettings, own: list, plains: list[str], features: Callable, head_params: Callable) -> tuple:
+def _fusion(
+    data: TaskData, s: TransferSettings, own: list, plains: list[str], features: Callable, head_params: Callable
+) -> tuple:
     parts = own + [(key, None) for key in plains]
     if len(parts) < 2:
         raise ValueError("fusion needs at least two feature sets (descriptors or encoders)")
     fused = {split: torch.cat([features(key, split, i) for key, i in parts], dim=1) for split in SPLITS}
     fit = fit_probe(fused["train"], fused["val"], data, s.lams)
-    return fit, score_outputs(predict(fit.head, fused["test"], data), data.test[1], data), head_params(fused["train"].shape[1]), {}
+    return (
+        fit,
+        score_outputs(predict(fit.head, fused["test"], data), data.test[1], data),
+        head_params(fused["train"].shape[1]),
+        {},
+    )
 
 
-def _finetunes(encoder: Encoder, data: TaskData, s: TransferSettings, results: dict, timed: Callable, size: tuple, dev: torch.device,
-               head_params: Callable) -> None:
+def _finetunes(
+    encoder: Encoder,
+    data: TaskData,
+    s: TransferSettings,
+    results: dict,
+    timed: Callable,
+    size: tuple,
+    dev: torch.device,
+    head_params: Callable,
+) -> None:
     budget = None
     if s.finetune_budget == "ai":
         budget = next((results[m]["time_s"] for m in ("ai", "ai_forward") if m in results), None)
     for n in s.finetune_stages:
+
         def body(n: int = n) -> tuple:
             fit, model = None, None
             for lr, wd in itertools.product(s.lrs, s.weight_decays):  # keep only the best model in memory
-                run = finetune(encoder, data, stages=n, lr=lr, weight_decay=wd, epochs=s.epochs, batch_size=s.batch_size, loss=s.loss,
-                               time_budget_s=budget, device=dev, seed=s.seed)
+                run = finetune(
+                    encoder,
+                    data,
+                    stages=n,
+                    lr=lr,
+                    weight_decay=wd,
+                    epochs=s.epochs,
+                    batch_size=s.batch_size,
+                    loss=s.loss,
+                    time_budget_s=budget,
+                    device=dev,
+                    seed=s.seed,
+                )
                 if fit is None or run[0].val_score > fit.val_score:
                     fit, model = run
-            feats = frozen_features(model, data.test[0], torch.ones(max(1, model.invariance_dim)), size=size,
-                           batch_size=s.batch_size, device=dev)
+            feats = frozen_features(
+                model,
+                data.test[0],
+                torch.ones(max(1, model.invariance_dim)),
+                size=size,
+                batch_size=s.batch_size,
+                device=dev,
+            )
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + head_params(model.feature_dim)
             record = ProbeFit(fit.head, 0.0, fit.val_score)
             extra = {"selected": {"lr": fit.lr, "weight_decay": fit.weight_decay, "epoch": fit.best_epoch}}

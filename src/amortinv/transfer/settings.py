@@ -54,8 +54,11 @@ class TransferSettings:
 
     def __post_init__(self) -> None:
         """Check every setting once, here (``ValueError`` naming the option and the value)."""
-        for name, values, low, above in (("--lams", self.lams, None, 0.0), ("--lrs", self.lrs, None, 0.0),
-                                         ("--weight-decays", self.weight_decays, 0.0, None)):
+        for name, values, low, above in (
+            ("--lams", self.lams, None, 0.0),
+            ("--lrs", self.lrs, None, 0.0),
+            ("--weight-decays", self.weight_decays, 0.0, None),
+        ):
             if not values:
                 raise ValueError(f"{name} needs at least one value")
             for v in values:

@@ -41,7 +41,9 @@ def colour_task(images: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torc
     g = _gen(seed)
     hue = torch.rand(len(images), generator=g) - 0.5  # in [-0.5, 0.5): a full turn
     bright = 0.6 + 0.8 * torch.rand(len(images), generator=g)
-    out = torch.stack([TF.adjust_brightness(TF.adjust_hue(img, float(h)), float(b)) for img, h, b in zip(images, hue, bright)])
+    out = torch.stack(
+        [TF.adjust_brightness(TF.adjust_hue(img, float(h)), float(b)) for img, h, b in zip(images, hue, bright)]
+    )
     turn = hue * 2 * math.pi
     return out, torch.stack([turn.cos(), turn.sin(), bright], dim=1)
 
@@ -53,7 +55,9 @@ def crop_position_task(images: torch.Tensor, seed: int = 0, scale: float = 0.5) 
     g = _gen(seed)
     top = (torch.rand(n, generator=g) * (h - ch + 1)).long()
     left = (torch.rand(n, generator=g) * (w - cw + 1)).long()
-    out = torch.stack([TF.resized_crop(img, int(t), int(l), ch, cw, [h, w], antialias=True) for img, t, l in zip(images, top, left)])
+    out = torch.stack(
+        [TF.resized_crop(img, int(t), int(lf), ch, cw, [h, w], antialias=True) for img, t, lf in zip(images, top, left)]
+    )
     centre = torch.stack([(left + cw / 2) / w, (top + ch / 2) / h], dim=1).float()
     return out, centre
 

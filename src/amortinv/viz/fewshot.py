@@ -24,20 +24,29 @@ def fewshot_figure(results: dict[str, dict], metric: str, out: Path, title: str)
     """
     if not results:
         raise ValueError("no few-shot results to plot")
-    fig, axes = plt.subplots(len(results), 2, figsize=(11, 0.35 * max(len(r[metric]) for r in results.values()) * len(results) + 1.5),
-                             squeeze=False, gridspec_kw={"width_ratios": [3, 1]})
+    fig, axes = plt.subplots(
+        len(results),
+        2,
+        figsize=(11, 0.35 * max(len(r[metric]) for r in results.values()) * len(results) + 1.5),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, 1]},
+    )
     for row, (setting, rec) in enumerate(results.items()):
         methods = sorted(rec[metric], key=lambda m: rec[metric][m]["mean"])
         means = [rec[metric][m]["mean"] for m in methods]
         cis = [rec[metric][m]["ci95"] for m in methods]
-        colours = ["tab:red" if m.startswith("ai_") else "tab:grey" if m.startswith("oracle") else "tab:blue" for m in methods]
+        colours = [
+            "tab:red" if m.startswith("ai_") else "tab:grey" if m.startswith("oracle") else "tab:blue" for m in methods
+        ]
         ax = axes[row][0]
         ax.barh(np.arange(len(methods)), means, xerr=cis, color=colours, capsize=2)
         ax.set_yticks(np.arange(len(methods)), methods, fontsize=7)
         ax.set_xlabel(f"{metric} (mean, 95% CI)")
         ax.set_title(f"{title}: {setting}", fontsize=9)
         lo = min(m - c for m, c in zip(means, cis))
-        ax.set_xlim(max(0.0, lo - 0.05) if metric == "accuracy" else lo - 0.05, max(m + c for m, c in zip(means, cis)) + 0.02)
+        ax.set_xlim(
+            max(0.0, lo - 0.05) if metric == "accuracy" else lo - 0.05, max(m + c for m, c in zip(means, cis)) + 0.02
+        )
         learned = rec["learned_i"]
         factors = list(learned["mean"])
         axi = axes[row][1]

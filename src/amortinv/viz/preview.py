@@ -44,7 +44,9 @@ def preview_grid(images: torch.Tensor, augment: VisionAugment, out: Path, title:
         rows.append((augment.space.label(d), _row(pairs)))
     height, width = rows[0][1].shape[:2]
     fig_w = min(14.0, 2.5 + width / 28)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(fig_w, 0.3 + len(rows) * fig_w * height / width * 1.15), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(fig_w, 0.3 + len(rows) * fig_w * height / width * 1.15), squeeze=False
+    )
     for ax, (label, img) in zip(axes[:, 0], rows):
         ax.imshow(img.numpy(), interpolation="nearest")
         ax.set_xticks([])
@@ -52,5 +54,7 @@ def preview_grid(images: torch.Tensor, augment: VisionAugment, out: Path, title:
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None)  # keep the title above the first row
+    fig.tight_layout(
+        rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None
+    )  # keep the title above the first row
     return save_figure(fig, out, dpi=110)

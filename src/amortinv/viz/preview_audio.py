@@ -24,12 +24,23 @@ def preview_descriptors(space, count: int = 8) -> torch.Tensor:  # noqa: ANN001
     train = space.training_descriptors()
     ones = (train == 1).all(dim=1)
     rest = train[~ones]
-    pick = torch.linspace(0, len(rest) - 1, min(count - 1, len(rest))).round().long() if len(rest) else torch.zeros(0, dtype=torch.long)
+    pick = (
+        torch.linspace(0, len(rest) - 1, min(count - 1, len(rest))).round().long()
+        if len(rest)
+        else torch.zeros(0, dtype=torch.long)
+    )
     return torch.cat([train[ones], rest[pick]])
 
 
-def audio_preview_grid(waves: torch.Tensor, augment: torch.nn.Module, sample_rate: int, out: Path, title: str = "",
-                       rows: int = 8, wav_dir: Path | None = None) -> Path:
+def audio_preview_grid(
+    waves: torch.Tensor,
+    augment: torch.nn.Module,
+    sample_rate: int,
+    out: Path,
+    title: str = "",
+    rows: int = 8,
+    wav_dir: Path | None = None,
+) -> Path:
     """Write a PNG: the original clips, then one row per descriptor with view 1 and view 2 of each clip.
 
     Args:

@@ -16,8 +16,11 @@ __all__ = ["learned_i_chart"]
 
 
 def learned_i_chart(
-    learned: dict[str, dict[str, float]], out: Path, title: str = "Learned invariance per task",
-    start: dict[str, dict[str, float]] | None = None, expected: dict[str, dict[str, str]] | None = None,
+    learned: dict[str, dict[str, float]],
+    out: Path,
+    title: str = "Learned invariance per task",
+    start: dict[str, dict[str, float]] | None = None,
+    expected: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """Grouped bars: one group per task, one bar per factor, heights = learned i in [0, 1].
 
@@ -42,9 +45,20 @@ def learned_i_chart(
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
         for t, c in zip(tasks, centres):
             if start and t in start:
-                ax.hlines(start[t][factor], c - width / 2, c + width / 2, colors="black", linewidth=1.5,
-                          label="start of the search" if (t, k) == (tasks[0], 0) else None)
-    needs = {t: "".join(f"\n{f} should go {'up' if n == 'invariant' else 'down'}" for f, n in (expected or {}).get(t, {}).items()) for t in tasks}
+                ax.hlines(
+                    start[t][factor],
+                    c - width / 2,
+                    c + width / 2,
+                    colors="black",
+                    linewidth=1.5,
+                    label="start of the search" if (t, k) == (tasks[0], 0) else None,
+                )
+    needs = {
+        t: "".join(
+            f"\n{f} should go {'up' if n == 'invariant' else 'down'}" for f, n in (expected or {}).get(t, {}).items()
+        )
+        for t in tasks
+    }
     ax.set_xticks(x, [t + needs[t] for t in tasks], fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("learned i (1 = invariant)")
