@@ -109,3 +109,25 @@ def test_suite_runs_end_to_end_resumes_and_its_table_equals_a_hand_computation(s
     assert (
         "±" in (out / "table.md").read_text() and (out / "learned_i_AI.png").is_file() and (out / "table.csv").is_file()
     )
+
+
+def test_an_encoder_added_later_runs_alone_and_joins_the_finished_datasets(setup, tmp_path, capsys):
+    out = tmp_path / "suite"
+    config = yaml.safe_load((setup / "suite.yaml").read_text())
+    config["datasets"] = [config["datasets"][0]]  # cls: transfer + few-shot
+    config["encoders"] = {"AI": config["encoders"]["AI"]}
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(config))
+    main(["suite", "--config", str(tmp_path / "one.yaml"), "--out", str(out)])
+    before = json.loads((out / "datasets" / "cls.json").read_text())
+    config["encoders"]["Plain"] = str(setup / "plain")
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    main(["suite", "--config", str(tmp_path / "two.yaml"), "--out", str(out)])
+    assert "only AI, Plain: the others finished in an earlier run" in capsys.readouterr().out  # AI rides along for the episodes
+    after = json.loads((out / "datasets" / "cls.json").read_text())
+    for column, scores in before["scores"].items():  # the AI encoder's scores are the same on the same episodes
+        assert after["scores"][column]["AI"] == scores["AI"] and "Plain" in after["scores"][column]
+    assert "| Plain |" in (out / "table.md").read_text()
+    capsys.readouterr()
+    main(["suite", "--config", str(tmp_path / "two.yaml"), "--out", str(out)])
+    assert "cls: finished in an earlier run, skipped" in capsys.readouterr().out

@@ -230,6 +230,32 @@ def _write_tables(out: Path, results: dict[str, dict], labels: list[str]) -> Non
     write_json(out / "result.json", {"datasets": results, "table_markdown": table})
 
 
+def _missing_encoders(earlier: dict | None, usable: list[str], models: dict[str, Any]) -> list[str]:
+    """The usable encoders a dataset still needs (all of them without an earlier record); when only plain ones are
+    missing and the dataset has episode protocols, an AI encoder runs again beside them (plain rows share its episodes)."""
+    if earlier is None:
+        return usable
+    present = {enc for scores in earlier.get("scores", {}).values() for enc in scores}
+    todo = [label for label in usable if label not in present]
+    episodes = any(p in ("fewshot", "lowshot") for p in earlier["entry"]["protocols"])
+    if todo and episodes and not any(models[label].conditioned for label in todo):
+        todo = [next((label for label in usable if models[label].conditioned), usable[0]), *todo]
+    return todo
+
+
+def _merged(earlier: dict | None, record: dict, seconds: float) -> dict:
+    """A dataset's record with the scores (and records) of an earlier run kept where this run did not redo them."""
+    record["wall_time_s"] = seconds + (earlier or {}).get("wall_time_s", 0.0)
+    if earlier is None:
+        return record
+    for column, scores in earlier.get("scores", {}).items():
+        record["scores"][column] = {**scores, **record["scores"].get(column, {})}
+    for key in ("learned_i", "transfer", "fewshot", "lowshot"):
+        if key in earlier:
+            record[key] = {**earlier[key], **record.get(key, {})}
+    return record
+
+
 def suite_command(
     encoders: dict[str, str],
     datasets: list[dict[str, Any]],
@@ -298,29 +324,29 @@ def suite_command(
     results: dict[str, dict] = {}
     durations: list[float] = []
     for k, entry in enumerate(entries, 1):
+        where = f"[{k}/{len(entries)}] {entry['label']}"
         done = folder / "datasets" / f"{entry['label'].replace('/', '_')}.json"
-        if done.is_file():
-            results[entry["label"]] = json.loads(done.read_text())
-            print(f"[{k}/{len(entries)}] {entry['label']}: finished in an earlier run, skipped")
+        earlier = json.loads(done.read_text()) if done.is_file() else None
+        usable = [label for label in encoders if models[label].modality == dataset_modality(entry["name"])]
+        todo = _missing_encoders(earlier, usable, models)
+        if earlier is not None and not todo:
+            results[entry["label"]] = earlier
+            print(f"{where}: finished in an earlier run, skipped")
             continue
         if entry["root"] is not None and not Path(entry["root"]).expanduser().exists():
-            print(f"[{k}/{len(entries)}] {entry['label']}: data root {entry['root']} not found, skipped")
+            print(f"{where}: data root {entry['root']} not found, skipped")
             continue
-        usable = [
-            label for label in encoders if models[label].modality == dataset_modality(entry["name"])
-        ]  # audio encoders on audio data
         if not usable:
-            print(
-                f"[{k}/{len(entries)}] {entry['label']}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped"
-            )
+            print(f"{where}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped")
             continue
         left = len(entries) - k + 1
         eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
-        print(f"[{k}/{len(entries)}] {entry['label']}: {', '.join(entry['protocols'])}{eta}", flush=True)
+        also = f" (only {', '.join(todo)}: the others finished in an earlier run)" if earlier is not None else ""
+        print(f"{where}: {', '.join(entry['protocols'])}{also}{eta}", flush=True)
         start = time.perf_counter()
-        record = _run_dataset(entry, {label: models[label] for label in usable}, space_of, settings)
+        record = _run_dataset(entry, {label: models[label] for label in todo}, space_of, settings)
         durations.append(time.perf_counter() - start)
-        record["wall_time_s"] = round(durations[-1], 1)
+        record = _merged(earlier, record, round(durations[-1], 1))
         results[entry["label"]] = record
         done.write_text(json.dumps(record, indent=2) + "\n")
         _write_tables(folder, results, list(encoders))
