@@ -10,7 +10,7 @@ CPU sizes: 32x32 and 96x96 (the issue-13 targets: engine >= 5x torchvision), eac
 ``--device cuda`` also the GPU targets: 32x32 at batch 512 and 224x224 (from 256x256) at batch
 128, and the share of augmentation in a CIFAR-10 AI-SimCLR training step (Hyper-ResNet-18,
 step time with the engine vs with the views replaced by copies). Writes
-benchmarks/results/augment.json (or ``--out``). Run by hand: ``python benchmarks/augment.py``.
+benchmarks/results/augment/vision_cpu.json (or ``--out``). Run by hand: ``python benchmarks/augment.py``.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def main() -> None:
         help="CPU: runs of each engine, interleaved; the best of each is reported (the machine's speed drifts)",
     )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment/vision_cpu.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     results: dict[str, object] = {

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment_audio.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "augment/audio_cpu.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     x = clips(args.clips)

@@ -6,7 +6,7 @@ statistics recomputed at the descriptor on the task's training images. Same prot
 encoders; the test split is not read.
 
     python benchmarks/bn_recalibration.py --encoder RUN_AI --plain RUN_PLAIN --data shapes \
-        --tasks shape,orientation,position,colour --out benchmarks/results/bn_recalibration_demo.json
+        --tasks shape,orientation,position,colour --out benchmarks/results/downstream_ablations/bn_recalibration.json
 """
 
 from __future__ import annotations

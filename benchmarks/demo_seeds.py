@@ -6,8 +6,8 @@ is the method or the draw. This collects the ``result.json`` of demo runs that d
 ``--seed`` (the seeds are fixed in advance and every run is reported) into one table.
 
     for s in 1 2 3 4; do OMP_NUM_THREADS=1 amortinv demo --seed $s --out runs/demo_seed$s; done
-    python benchmarks/demo_seeds.py --results benchmarks/results/demo.json,runs/demo_seed1/result.json,... \\
-        --out benchmarks/results/demo_seeds.json
+    python benchmarks/demo_seeds.py --results benchmarks/results/demo/result.json,runs/demo_seed1/result.json,... \\
+        --out benchmarks/results/demo_seeds/summary.json
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> None:
         default=None,
         help="comma-separated seed of each run, for runs whose result.json predates its 'seed' field",
     )
-    parser.add_argument("--out", default="benchmarks/results/demo_seeds.json")
+    parser.add_argument("--out", default="benchmarks/results/demo_seeds/summary.json")
     args = parser.parse_args()
     files = [Path(f) for f in args.results.split(",")]
     results = [json.loads(f.read_text()) for f in files]

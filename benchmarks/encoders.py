@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encoders.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "encoders/cpu.json"))
     args = parser.parse_args()
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     results: dict[str, object] = {

@@ -5,9 +5,9 @@ data in a temporary folder and records the exit code, the ``amortinv:`` lines on
 traceback was printed and what was left in the output folder. "before" is what the issue reported
 on the code it was filed against; "after" is measured by this run.
 
-    python benchmarks/failure_cases.py --out benchmarks/results/failure_cases.json
+    python benchmarks/failure_cases.py --out benchmarks/results/failure_cases/result.json
 
-(writes the JSON and, beside it, ``failure_cases.md``; about 5 minutes on 2 CPU cores).
+(writes the JSON and, beside it, ``table.md``; about 5 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -722,7 +722,7 @@ def markdown(results: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="benchmarks/results/failure_cases.json")
+    parser.add_argument("--out", default="benchmarks/results/failure_cases/result.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -748,7 +748,7 @@ def main() -> None:
     record = {"machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}", "cases": results}
     out = Path(args.out)
     out.write_text(json.dumps(record, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
+    out.with_name("table.md").write_text(markdown(results))
     print(markdown(results))
 
 

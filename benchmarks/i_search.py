@@ -6,7 +6,7 @@ point, the score of the best fixed candidate, the learned ``i`` and where on the
 selected. Test scores are not read here (the transfer results report them once, for the default).
 
     python benchmarks/i_search.py --encoder runs/demo/pretrain_ai_simclr --data shapes --variants "from 0.5 (paper start) + 30 steps" \
-        --tasks shape,orientation,position,colour --out benchmarks/results/i_search_demo.json
+        --tasks shape,orientation,position,colour --out benchmarks/results/downstream_ablations/i_search.json
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ fresh process and records its wall time and peak memory (the growth of its resid
 memory-mapped file pages included) against the size of the encoder it writes. Not run in CI
 (minutes and ~10 GB of disk and memory)::
 
-    python benchmarks/import_official.py --out benchmarks/results/import_official.json
+    python benchmarks/import_official.py --out benchmarks/results/import_official/result.json
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def write_checkpoint(path: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(HERE / "results" / "import_official.json"))
+    parser.add_argument("--out", default=str(HERE / "results" / "import_official/result.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
         ckpt = Path(tmp) / "hyper_resnet50_imagenet100-moco_2_checkpoint_0300.pth.tar"

@@ -7,7 +7,7 @@ only (the test split is never read here). For AI encoders it also reports the pr
 after recomputing the BatchNorm statistics at [1,1] on the task's training images (a diagnostic
 for statistics shared across descriptors).
 
-    python benchmarks/pretrain_ablation.py --variants base,hyper_lr_auto --out benchmarks/results/pretrain_ablation.json
+    python benchmarks/pretrain_ablation.py --variants base,hyper_lr_auto --out benchmarks/results/pretrain_ablation/result.json
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--steps", type=int, default=700)
     parser.add_argument("--runs", default=str(Path.home() / ".cache/amortinv/runs/ablation"))
-    parser.add_argument("--out", default="benchmarks/results/pretrain_ablation.json")
+    parser.add_argument("--out", default="benchmarks/results/pretrain_ablation/result.json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = Path(args.out)

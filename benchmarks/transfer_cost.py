@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="descriptor steps of the invariance search")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--chunk", type=int, default=64, help="images per forward-mode pass of the cheap scheme")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "transfer_cost.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "transfer_cost/result.json"))
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     results: dict[str, object] = {
