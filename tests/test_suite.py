@@ -123,7 +123,7 @@ def test_an_encoder_added_later_runs_alone_and_joins_the_finished_datasets(setup
     (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
     capsys.readouterr()
     main(["suite", "--config", str(tmp_path / "two.yaml"), "--out", str(out)])
-    assert "only AI, Plain: the others finished in an earlier run" in capsys.readouterr().out  # AI rides along for the episodes
+    assert "only Plain; AI again for the shared episodes: the others" in capsys.readouterr().out
     after = json.loads((out / "datasets" / "cls.json").read_text())
     for column, scores in before["scores"].items():  # the AI encoder's scores are the same on the same episodes
         assert after["scores"][column]["AI"] == scores["AI"] and "Plain" in after["scores"][column]

@@ -181,8 +181,14 @@ def _episodes(
 
 
 def _run_dataset(
-    entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any
+    entry: dict[str, Any],
+    encoders: dict[str, Any],
+    space_of: dict[str, Any],
+    settings: Any,
+    riders: tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """The dataset's record: each protocol's scores for ``encoders`` (``riders`` only give their episodes to plain
+    encoders: they take no part in many-shot transfer)."""
     from amortinv.fewshot.settings import FewShotSettings
     from amortinv.transfer.settings import SearchSettings, TransferSettings
 
@@ -192,7 +198,10 @@ def _run_dataset(
             transfer_settings = TransferSettings(
                 search=SearchSettings(steps=settings["i_steps"]), device=settings["device"], seed=settings["seed"]
             )
-            scores, extra = _transfer(entry, encoders, space_of, transfer_settings)
+            transferred = {label: enc for label, enc in encoders.items() if label not in riders}
+            if not transferred:
+                continue
+            scores, extra = _transfer(entry, transferred, space_of, transfer_settings)
         else:
             shots_settings = FewShotSettings(
                 ways=settings["ways"],
@@ -230,17 +239,20 @@ def _write_tables(out: Path, results: dict[str, dict], labels: list[str]) -> Non
     write_json(out / "result.json", {"datasets": results, "table_markdown": table})
 
 
-def _missing_encoders(earlier: dict | None, usable: list[str], models: dict[str, Any]) -> list[str]:
-    """The usable encoders a dataset still needs (all of them without an earlier record); when only plain ones are
-    missing and the dataset has episode protocols, an AI encoder runs again beside them (plain rows share its episodes)."""
+def _missing_encoders(
+    earlier: dict | None, usable: list[str], models: dict[str, Any]
+) -> tuple[list[str], tuple[str, ...]]:
+    """(the usable encoders a dataset still needs, riders): all of them without an earlier record. When only plain
+    ones are missing and the dataset has episode protocols, an AI encoder rides along (plain rows share its episodes)."""
     if earlier is None:
-        return usable
+        return usable, ()
     present = {enc for scores in earlier.get("scores", {}).values() for enc in scores}
     todo = [label for label in usable if label not in present]
     episodes = any(p in ("fewshot", "lowshot") for p in earlier["entry"]["protocols"])
     if todo and episodes and not any(models[label].conditioned for label in todo):
-        todo = [next((label for label in usable if models[label].conditioned), usable[0]), *todo]
-    return todo
+        rider = next((label for label in usable if models[label].conditioned), None)
+        return ([rider, *todo], (rider,)) if rider else (todo, ())
+    return todo, ()
 
 
 def _merged(earlier: dict | None, record: dict, seconds: float) -> dict:
@@ -328,7 +340,7 @@ def suite_command(
         done = folder / "datasets" / f"{entry['label'].replace('/', '_')}.json"
         earlier = json.loads(done.read_text()) if done.is_file() else None
         usable = [label for label in encoders if models[label].modality == dataset_modality(entry["name"])]
-        todo = _missing_encoders(earlier, usable, models)
+        todo, riders = _missing_encoders(earlier, usable, models)
         if earlier is not None and not todo:
             results[entry["label"]] = earlier
             print(f"{where}: finished in an earlier run, skipped")
@@ -341,10 +353,12 @@ def suite_command(
             continue
         left = len(entries) - k + 1
         eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
-        also = f" (only {', '.join(todo)}: the others finished in an earlier run)" if earlier is not None else ""
+        new = ", ".join(label for label in todo if label not in riders)
+        rides = f"; {riders[0]} again for the shared episodes" if riders else ""
+        also = f" (only {new}{rides}: the others finished in an earlier run)" if earlier is not None else ""
         print(f"{where}: {', '.join(entry['protocols'])}{also}{eta}", flush=True)
         start = time.perf_counter()
-        record = _run_dataset(entry, {label: models[label] for label in todo}, space_of, settings)
+        record = _run_dataset(entry, {label: models[label] for label in todo}, space_of, settings, riders)
         durations.append(time.perf_counter() - start)
         record = _merged(earlier, record, round(durations[-1], 1))
         results[entry["label"]] = record
