@@ -35,7 +35,7 @@ def test_every_readme_and_docs_cli_command_parses():
     commands = []
     docs = [
         block
-        for page in sorted((ROOT / "docs").glob("*.md"))
+        for page in sorted((ROOT / "docs").rglob("*.md"))
         for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S)
     ]
     for block in readme_blocks("bash") + docs:

@@ -88,7 +88,7 @@ class PretrainConfig:
         proj_layers: projection head layers (default: 2, MoCo-v3 3).
         per_descriptor_heads: one projection head (and MoCo-v2 queue) per training descriptor instead of shared heads.
         hyper_lr: learning-rate gain of the hypernetworks' output layers: a number, or auto (each generated kernel takes a plain conv's step).
-        ones_share: share of the steps at the all-ones descriptor, the rest uniform over the others (null: uniform over all; 0.5 won the pre-training ablation on groups2, docs/fidelity.md).
+        ones_share: share of the steps at the all-ones descriptor, the rest uniform over the others (null: uniform over all; 0.5 won the pre-training ablation on groups2, docs/research_log/fidelity.md).
         momentum: momentum of the key encoder (default 0.99; MoCo-v3 schedules it to 1).
         queue_size: MoCo-v2 queue length per descriptor.
         pred_hidden: MoCo-v3 predictor hidden width.

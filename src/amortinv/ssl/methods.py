@@ -124,6 +124,36 @@ class ContrastivePretrainer(L.LightningModule):
             **self.competitor_options(),
         )
 
+    @classmethod
+    def from_config(cls, cfg: _C, encoder: Encoder, space: InvarianceSpace, **run: Any) -> ContrastivePretrainer:
+        """The method built from a ``PretrainConfig`` (None there: the method's default) and what the run
+        decided (``run``: image_size, modality, fixed_descriptor, the scaled lr, schedule)."""
+        common = {
+            k: getattr(cfg, k)
+            for k in (
+                "recipe",
+                "optimizer",
+                "weight_decay",
+                "warmup_epochs",
+                "temperature",
+                "proj_hidden",
+                "proj_dim",
+                "proj_layers",
+                "per_descriptor_heads",
+                "hyper_lr",
+                "ones_share",
+                "seed",
+                "competitor",
+                "augself_weight",
+            )
+        }
+        return cls(encoder, space, **run, **common, **cls.config_options(cfg))
+
+    @classmethod
+    def config_options(cls, cfg: _C) -> dict[str, Any]:
+        """The method's own constructor options taken from the config (a subclass adds its own)."""
+        return {}
+
     def objective_class(self) -> type:
         """The method's objective, or the competitor's on this method."""
         competitor = self.hparams.competitor
@@ -244,6 +274,10 @@ class _Momentum(ContrastivePretrainer):
         super().__init__(*args, **kwargs)
         self.hparams["momentum"] = METHOD_DEFAULTS[self.method]["momentum"] if momentum is None else momentum
 
+    @classmethod
+    def config_options(cls, cfg: _C) -> dict[str, Any]:
+        return {"momentum": cfg.momentum}
+
     def current_momentum(self) -> float:
         return self.hparams.momentum
 
@@ -264,6 +298,10 @@ class MoCoV2(_Momentum):
         super().__init__(*args, **kwargs)
         self.hparams["queue_size"] = queue_size
 
+    @classmethod
+    def config_options(cls, cfg: _C) -> dict[str, Any]:
+        return {**super().config_options(cfg), "queue_size": cfg.queue_size}
+
     def objective_options(self) -> dict[str, Any]:
         return {"queue_size": self._queue_size}
 
@@ -277,6 +315,10 @@ class MoCoV3(_Momentum):
         self._pred_hidden = pred_hidden
         super().__init__(*args, **kwargs)
         self.hparams["pred_hidden"] = pred_hidden
+
+    @classmethod
+    def config_options(cls, cfg: _C) -> dict[str, Any]:
+        return {**super().config_options(cfg), "pred_hidden": cfg.pred_hidden}
 
     def objective_options(self) -> dict[str, Any]:
         return {"pred_hidden": self._pred_hidden}

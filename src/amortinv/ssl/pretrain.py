@@ -33,7 +33,7 @@ from amortinv.encoders import build_encoder, save_encoder
 from amortinv.modality import MODALITIES, Modality
 from amortinv.results import peak_memory_mb, write_json
 from amortinv.spaces import InvarianceSpace, load_space, parse_descriptors
-from amortinv.ssl.config import METHOD_DEFAULTS, PretrainConfig
+from amortinv.ssl.config import PretrainConfig
 from amortinv.ssl.knn import knn_accuracy
 from amortinv.ssl.loader import ResumableLoader, ResumableSampler
 from amortinv.ssl.methods import METHODS, ContrastivePretrainer, step_seed
@@ -195,14 +195,6 @@ def _build_module(
     modality: Modality,
     train: Dataset,
 ) -> ContrastivePretrainer:
-    opts = {**METHOD_DEFAULTS[cfg.method]}
-    opts.update(
-        {
-            k: getattr(cfg, k)
-            for k in ("temperature", "recipe", "proj_layers", "momentum")
-            if getattr(cfg, k) is not None
-        }
-    )
     encoder = build_encoder(
         cfg.encoder, invariance_dim=space.dim, **{**modality.encoder_options(train), **(cfg.encoder_options or {})}
     )
@@ -210,34 +202,14 @@ def _build_module(
         raise ValueError(
             f"encoder '{cfg.encoder}' is plain: pass --fixed-descriptor (e.g. 1,1) or use a hyper_/prompt_ encoder"
         )
-    kwargs: dict[str, Any] = dict(
-        image_size=image_size,
-        modality=modality.name,
-        fixed_descriptor=fixed,
-        recipe=opts["recipe"],
-        optimizer=cfg.optimizer,
-        lr=lr,
-        weight_decay=cfg.weight_decay,
-        warmup_epochs=cfg.warmup_epochs,
-        temperature=opts["temperature"],
-        proj_hidden=cfg.proj_hidden,
-        proj_dim=cfg.proj_dim,
-        proj_layers=opts["proj_layers"],
-        per_descriptor_heads=cfg.per_descriptor_heads,
-        hyper_lr=cfg.hyper_lr,
-        ones_share=cfg.ones_share,
-        seed=cfg.seed,
-        schedule=schedule,
-        competitor=cfg.competitor,
-        augself_weight=cfg.augself_weight,
-    )
-    if cfg.method in ("mocov2", "mocov3"):
-        kwargs["momentum"] = opts["momentum"]
-    if cfg.method == "mocov2":
-        kwargs["queue_size"] = cfg.queue_size
-    if cfg.method == "mocov3":
-        kwargs["pred_hidden"] = cfg.pred_hidden
-    return METHODS[cfg.method](encoder, space, **kwargs)
+    run = {
+        "image_size": image_size,
+        "modality": modality.name,
+        "fixed_descriptor": fixed,
+        "lr": lr,
+        "schedule": schedule,
+    }
+    return METHODS[cfg.method].from_config(cfg, encoder, space, **run)
 
 
 def drop_optimizer_state(path: Path) -> None:
