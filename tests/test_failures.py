@@ -20,8 +20,9 @@ import torch
 from amortinv.cli import main
 from amortinv.encoders import build_encoder, load_encoder, save_encoder
 from amortinv.spaces import load_space
+from amortinv.ssl.callbacks import AtomicCheckpointIO
 from amortinv.ssl.config import PretrainConfig
-from amortinv.ssl.pretrain import AtomicCheckpointIO, run_pretrain
+from amortinv.ssl.pretrain import run_pretrain
 from amortinv.theory import generalisation_bound
 
 TINY_MODEL = {"cifar_stem": True, "width": 0.0625}

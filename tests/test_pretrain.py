@@ -442,3 +442,16 @@ def test_sigterm_mid_accumulation_stops_after_the_optimiser_step_and_resumes_exa
     a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_the_progress_bar_total_stops_at_max_steps(tiny_npz, tmp_path):
+    import lightning as L
+
+    totals = []
+
+    class Look(L.Callback):
+        def on_train_batch_end(self, trainer, *args):  # noqa: ANN001, ANN002
+            totals.append(trainer.progress_bar_callback.total_train_batches)
+
+    run_pretrain(small_cfg(tiny_npz, tmp_path / "r", epochs=1, max_steps=2, progress=True), callbacks=[Look()])
+    assert totals == [2, 2]  # the epoch has 6 batches; the run stops after 2
