@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -205,6 +206,7 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys):
     )
     result = json.loads((out / "result.json").read_text())
     assert set(result["results"]) == {"1shot", "2shot"} and result["kind"] == "classification"
+    assert re.search(r"few-shot: [\d.]+ s per episode so far: about \d+ s for all 8 episodes", capsys.readouterr().out)
     assert "plain:plain/ridge" in result["results"]["2shot"]["accuracy"]
     assert (out / "fewshot.png").stat().st_size > 10_000
     main(

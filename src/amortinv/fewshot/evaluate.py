@@ -70,6 +70,17 @@ def _choose_start_lam(
     return min(scores, key=scores.get)[1]
 
 
+ESTIMATE_AFTER = 5  # episodes timed before the whole run's time is estimated
+
+
+def _print_estimate(seconds_per_episode: float, episodes: int) -> None:
+    """One line: the estimated time of all ``episodes`` at the first episodes' pace (the first shot setting's;
+    more shots per class take somewhat longer)."""
+    total = seconds_per_episode * episodes
+    when = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
+    tqdm.write(f"few-shot: {seconds_per_episode:.2f} s per episode so far: about {when} for all {episodes} episodes")
+
+
 def run_episodes(
     encoder: Encoder,
     space: InvarianceSpace,
@@ -129,6 +140,8 @@ def run_episodes(
                 fixed_ridge = [rows[f"fixed[{label}]/ridge"][-1] for label in starts] if "ridge" in heads else []
                 if fixed_ridge:
                     rows.setdefault("oracle_best_fixed", []).append(max(fixed_ridge))
+                if progress and shots == s.shots[0] and e + 1 == min(ESTIMATE_AFTER, s.episodes):
+                    _print_estimate((time.perf_counter() - start_time) / (e + 1), s.episodes * len(s.shots))
         wall = time.perf_counter() - start_time
         out[f"{shots}shot"] = {
             "ways": s.ways,
