@@ -73,3 +73,29 @@ def test_the_cli_reference_is_current():
     assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), (
         "docs/cli.md is stale: python -m amortinv.cli_reference > docs/cli.md"
     )
+
+
+SHORTER = {  # what a test appends to each README tutorial command (the last flag wins): the same command, shortest budget
+    "pretrain": ["--max-steps", "2", "--knn-eval", "false", "--progress", "false", "--accelerator", "cpu"],
+    "transfer": ["--train-limit", "120", "--test-limit", "60", "--i-steps", "1", "--device", "cpu"],
+    "fewshot": ["--episodes", "2", "--device", "cpu"],
+    "measure": ["--num-images", "16", "--reference-images", "16", "--device", "cpu"],
+    "export": [],
+}
+
+
+def test_the_readme_tutorial_runs_as_written_with_the_shortest_budget(tmp_path, monkeypatch):
+    """The README's shapes tutorial, command by command, in one folder (each reads what the one before wrote)."""
+    import shlex
+
+    from amortinv.cli import main
+
+    text = (ROOT / "README.md").read_text()
+    tutorial = text.split("## Five minutes on the built-in shapes data", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```bash\n(.*?)```", tutorial, flags=re.S)[0]
+    commands = [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("amortinv ")]
+    assert [c[0] for c in commands] == ["pretrain", "pretrain", "transfer", "fewshot", "measure", "export"]
+    monkeypatch.chdir(tmp_path)
+    for args in commands:
+        main(args + SHORTER[args[0]])
+    assert (tmp_path / "runs" / "tutorial" / "position_encoder" / "encoder.safetensors").is_file()
