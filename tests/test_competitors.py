@@ -219,3 +219,17 @@ def test_a_two_rank_step_of_looc_and_augself_matches_one_process(tmp_path):
     for rank, grads in results:
         for g, p in zip(grads, model.parameters()):
             assert torch.allclose(torch.from_numpy(g), p.grad, atol=1e-6), rank
+
+
+def test_a_competitor_on_audio_data_is_refused_in_one_line(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", audio=rng.normal(size=(8, 800)).astype(np.float32),
+                 labels=np.arange(8) % 2, sample_rate=np.array(8000))  # fmt: skip
+    cfg = PretrainConfig(competitor="augself", encoder="resnet18", fixed_descriptor="1,1,1,1,1,1,1", data="audionpz",
+                         data_root=str(tmp_path), batch_size=4, max_steps=1, knn_eval=False, progress=False,
+                         out=str(tmp_path / "run"))  # fmt: skip
+    with pytest.raises(ValueError, match="the audio engine does not hand out: it trains on images"):
+        run_pretrain(cfg)

@@ -159,11 +159,13 @@ class ContrastivePretrainer(L.LightningModule):
         competitor = self.hparams.competitor
         if competitor is None:
             return OBJECTIVES[self.method]
-        if self.hparams.modality != "vision" or self.fixed is None:
+        if not hasattr(self.augment, "views_with_params"):  # the engine that hands out its views' parameters
             raise ValueError(
-                f"--competitor {competitor} trains on images at a --fixed-descriptor (e.g. 1,1); "
-                f"got {self.hparams.modality} data{'' if self.fixed is not None else ' without one'}"
+                f"--competitor {competitor} needs the augmentation parameters of each view, which the "
+                f"{self.hparams.modality} engine does not hand out: it trains on images"
             )
+        if self.fixed is None:
+            raise ValueError(f"--competitor {competitor} trains a plain encoder at one --fixed-descriptor (e.g. 1,1)")
         return competitor_objective(competitor, self.method)
 
     def objective_options(self) -> dict[str, Any]:
