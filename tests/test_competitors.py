@@ -204,6 +204,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, queue) -> None:  # noqa: 
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_two_rank_step_of_looc_and_augself_matches_one_process(tmp_path):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

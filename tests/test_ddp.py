@@ -18,6 +18,8 @@ from amortinv.encoders import load_encoder
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl import nt_xent
 
+pytestmark = pytest.mark.slow  # processes that import torch and train: .ci/run runs them with -m slow
+
 B = 4
 
 
