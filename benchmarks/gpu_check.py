@@ -6,7 +6,7 @@ as it ends (a part cut off by its limit is recorded as such and the next one sta
 
 | part | limit (s) | what |
 | --- | --- | --- |
-| tests | 150 | ``pytest tests/test_gpu.py`` (log in ``OUT/pytest.log``) |
+| tests | 150 | ``pytest tests/gpu/test_gpu.py`` (log in ``OUT/pytest.log``) |
 | augment | 90 | engine vs torchvision v2 (DataLoader) vs torchaug: 32x32 batch 512, 224x224 (from 256) batch 128; augmentation's share of an AI-SimCLR CIFAR-10 step; the audio engine |
 | encoders | 100 | hyper vs plain ResNet-18 (width 1/4, 1/2, 1) and ResNet-50 training steps: images/s, peak memory; fp32 and bf16 (channels-last) |
 | pretrain | 80 | CIFAR-10 pre-training throughput of AI-SimCLR and SimCLR, ResNet-18 width 1/2, bf16 (steps/s, images/s, memory) |
@@ -45,7 +45,7 @@ SMOKE_LIMITS = {"tests": 240, "augment": 120, "encoders": 120, "pretrain": 240, 
 def part_tests(args: argparse.Namespace) -> dict[str, Any]:
     log = Path(args.out) / "pytest.log"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", str(ROOT / "tests" / "test_gpu.py")],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", str(ROOT / "tests" / "gpu" / "test_gpu.py")],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 def write_checkpoint(path: Path) -> dict[str, float]:
     """The released file's layout at full size, random weights (built here, saved, and freed before the import runs)."""
-    sys.path.insert(0, str(HERE.parent / "tests"))
+    sys.path.insert(0, str(HERE.parent / "tests" / "encoders"))
     from test_import import official_backbone, official_checkpoint
 
     start = time.perf_counter()

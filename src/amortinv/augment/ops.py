@@ -2,7 +2,7 @@
 
 Every op takes a float batch ``x`` (B, 3, H, W) in [0, 1] and per-sample parameters (B,) and is a
 few whole-batch tensor operations, so it runs at memory speed on CPU and GPU. For fixed
-parameters each op equals torchvision's functional op on one image (tests/test_augment_ops.py
+parameters each op equals torchvision's functional op on one image (tests/augment/test_augment_ops.py
 states the tolerances): ``resized_crop_flip`` is ``resized_crop`` + ``hflip`` (bilinear; exact
 when the crop is upscaled, an s x s box-supersampled approximation of the antialiased resize when
 it is shrunk), ``brightness`` / ``contrast`` / ``saturation`` / ``hue`` are the ``adjust_*``

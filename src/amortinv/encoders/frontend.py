@@ -2,7 +2,7 @@
 
 The mel filterbank is librosa's default (Slaney mel scale, Slaney area normalisation), the STFT
 is centred with zero padding and a periodic Hann window, and the power spectrogram is mapped to
-``log(mel + eps)``; ``tests/test_audio.py`` checks it against ``librosa.feature.melspectrogram``.
+``log(mel + eps)``; ``tests/audio/test_audio.py`` checks it against ``librosa.feature.melspectrogram``.
 A saved encoder carries these settings (``ResNet(frontend=...)``), so it always sees the audio the
 way it was trained.
 """

@@ -13,7 +13,7 @@ from amortinv.ssl.config import ENCODER_DEFAULTS, METHOD_DEFAULTS, PretrainConfi
 EXPERIMENT_KEYS = {"method", "encoder", "space", "data", "batch_size", "epochs", "lr", "ones_share", "fixed_descriptor"}
 """Keys a config may pin at their default value: the ones that define the experiment."""
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("pretrain_*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("pretrain_*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
