@@ -35,7 +35,9 @@ def main() -> None:
     over = [r for r in rows if r[0] > 60]
     print(f"{len(over)} of {len(rows)} functions are over 60 lines")
     if args.out:
-        Path(args.out).write_text(json.dumps({"longest": rows[: args.top], "over_60": len(over), "functions": len(rows)}, indent=1))
+        Path(args.out).write_text(
+            json.dumps({"longest": rows[: args.top], "over_60": len(over), "functions": len(rows)}, indent=1)
+        )
 
 
 if __name__ == "__main__":

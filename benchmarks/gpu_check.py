@@ -45,7 +45,15 @@ SMOKE_LIMITS = {"tests": 240, "augment": 120, "encoders": 120, "pretrain": 240, 
 def part_tests(args: argparse.Namespace) -> dict[str, Any]:
     log = Path(args.out) / "pytest.log"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", str(ROOT / "tests" / "gpu" / "test_gpu.py")],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rfEs",
+            str(ROOT / "tests" / "gpu" / "test_gpu.py"),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

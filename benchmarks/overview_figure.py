@@ -34,7 +34,12 @@ def seed_rows(path: Path) -> list[tuple[str, float, float, str]]:
     """(task, AI-SimCLR learned i mean, SimCLR mean, source) over the demo's five seeds."""
     summary = json.loads(path.read_text())["summary"]
     return [
-        (f"demo {task}", row["AI-SimCLR, learned i"]["mean"], row["SimCLR"]["mean"], "demo (shapes encoders), mean of 5 seeds")
+        (
+            f"demo {task}",
+            row["AI-SimCLR, learned i"]["mean"],
+            row["SimCLR"]["mean"],
+            "demo (shapes encoders), mean of 5 seeds",
+        )
         for task, row in summary.items()
     ]
 
