@@ -14,7 +14,8 @@ import pickle
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,9 @@ def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
     """The global step of a checkpoint to resume from, after checking that it is a safe, complete
     checkpoint of this very model (tensors only, every parameter present with its shape)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on the way to refusing a pickle: the one line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
         step, weights = int(state["global_step"]), state["state_dict"]
     except pickle.UnpicklingError:
         raise ValueError(
@@ -172,77 +175,75 @@ def read_checkpoint_step(path: Path, module: ContrastivePretrainer) -> int:
     return step
 
 
-def run_pretrain(
-    cfg: PretrainConfig,
-    space: InvarianceSpace | None = None,
-    callbacks: list[Callback] | None = None,
-    resume_hint: str = "continue with --resume last",
-) -> dict[str, Any]:
-    """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
+@dataclass
+class _Run:
+    """What a run works out from its settings before training: the data, sizes and learning rate."""
 
-    ``callbacks`` are extra Lightning callbacks (e.g. to watch the run); ``resume_hint`` ends the line printed
-    when a signal stops the run (a command that wraps pre-training says how to continue it).
+    space: InvarianceSpace
+    modality: Modality
+    fixed: list[float] | None
+    out: Path
+    launcher: bool
+    train: Dataset
+    reading: dict[str, Any]
+    world: int
+    global_batch: int
+    lr: float
+    schedule: tuple[int, int]
 
-    Rank 0 writes the run folder; other ranks return an empty dict.
-    """
-    _check_machine(cfg)
+
+def _plan(cfg: PretrainConfig, space: InvarianceSpace | None) -> _Run:
     modality = MODALITIES[dataset_modality(cfg.data)]
     space = space or load_space(cfg.space or modality.default_space)
     fixed = parse_descriptors(cfg.fixed_descriptor, space)[0].tolist() if cfg.fixed_descriptor else None
     out = Path(cfg.out)
-    if (
-        cfg.resume == "auto"
-    ):  # every rank decides before rank 0 can write a checkpoint (it waits for the others to join)
-        cfg = replace(cfg, resume="last" if (out / "checkpoints" / "last.ckpt").is_file() else None)
     launcher = _is_launch_rank_zero()
     if launcher:
         check_run_folder(cfg, out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     reading = dict(image_size=cfg.image_size, sample_rate=cfg.sample_rate, clip_seconds=cfg.clip_seconds)
     train = build_dataset(cfg.data, cfg.data_root, "train", crop="random", **reading)
-    image_size = modality.view_size(train[0][0], cfg.image_size)
-    data = PretrainData(train, cfg.batch_size, cfg.num_workers, cfg.seed)
     world = cfg.num_nodes * (cfg.devices if isinstance(cfg.devices, int) else 1)
     global_batch = cfg.batch_size * world * cfg.accumulate
     lr = cfg.lr * {"none": 1.0, "linear": global_batch / 256, "sqrt": (global_batch / 256) ** 0.5}[cfg.lr_scale]
     per_epoch = max(1, len(train) // (cfg.batch_size * world) // cfg.accumulate)
     total = min(cfg.max_steps, cfg.epochs * per_epoch) if cfg.max_steps > 0 else cfg.epochs * per_epoch
-    module = _build_module(cfg, space, fixed, image_size, lr, (total, per_epoch), modality, train)
+    return _Run(space, modality, fixed, out, launcher, train, reading, world, global_batch, lr, (total, per_epoch))
 
+
+def _labelled_test_split(cfg: PretrainConfig, run: _Run) -> Dataset | None:
+    """The test split for kNN accuracy, or None (not asked for, missing, or without class labels)."""
+    if not (cfg.knn_every or cfg.knn_eval):
+        return None
+    try:
+        test = build_dataset(cfg.data, cfg.data_root, "test", **run.reading)
+    except (FileNotFoundError, ValueError) as err:
+        if run.launcher:
+            print(f"amortinv: note: no kNN evaluation ({err})", file=sys.stderr)
+        return None
+    return None if torch.is_floating_point(torch.as_tensor(test[0][1])) else test
+
+
+def _trainer(cfg: PretrainConfig, run: _Run, test: Dataset | None, extra: list[Callback]) -> L.Trainer:
+    out = run.out
     callbacks = [
-        *(callbacks or []),
+        *extra,
         ModelCheckpoint(
             dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
         ),
         Preemption(out / "checkpoints" / "last.ckpt"),
         *([StepProgressBar()] if cfg.progress else []),
     ]
-    test = None
-    if cfg.knn_every or cfg.knn_eval:
-        try:
-            test = build_dataset(cfg.data, cfg.data_root, "test", **reading)
-        except (FileNotFoundError, ValueError) as err:
-            test = None
-            if launcher:
-                print(f"amortinv: note: no kNN evaluation ({err})", file=sys.stderr)
-    knn_descriptor = torch.tensor(fixed) if fixed else torch.ones(space.dim)
-    if cfg.knn_every and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
-        callbacks.append(
-            KNNMonitor(
-                _subset(train, min(cfg.knn_bank, 5000), cfg.seed),
-                _subset(test, 1000, cfg.seed),
-                knn_descriptor,
-                cfg.knn_every,
-            )
-        )
-    fresh = cfg.overwrite and not cfg.resume  # the folder is cleared below, once the Trainer exists
-    launch = (
-        "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"
-    )  # a resumed run logs beside the first
+    if cfg.knn_every and test is not None:
+        bank, queries = _subset(run.train, min(cfg.knn_bank, 5000), cfg.seed), _subset(test, 1000, cfg.seed)
+        at = torch.tensor(run.fixed) if run.fixed else torch.ones(run.space.dim)
+        callbacks.append(KNNMonitor(bank, queries, at, cfg.knn_every))
+    fresh = cfg.overwrite and not cfg.resume  # the folder is cleared once the Trainer exists
+    launch = "launch0" if fresh else f"launch{len(list((out / 'logs').glob('launch*')))}"  # a resume logs beside
     loggers: list[Any] = [CSVLogger(out, name="logs", version=launch)]
     if cfg.logger == "tensorboard":
         loggers.append(TensorBoardLogger(out, name="logs", version=launch))
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
@@ -261,95 +262,133 @@ def run_pretrain(
         log_every_n_steps=1,
         default_root_dir=out,
     )
+
+
+def _knn_descriptors(run: _Run) -> list[torch.Tensor]:
+    """The descriptors kNN accuracy is measured at: the fixed one, or the space's candidates (audio7: 32 of 120)."""
+    return [torch.tensor(run.fixed)] if run.fixed else list(run.space.candidate_descriptors())
+
+
+def _fit(
+    cfg: PretrainConfig, run: _Run, trainer: L.Trainer, module: ContrastivePretrainer, resume_hint: str
+) -> tuple[float, int]:
+    """Train (resuming from ``cfg.resume``); (wall time, the step it started at). A signal ends the process with
+    128 + its number."""
     ckpt = None
     if cfg.resume:
-        ckpt = out / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
+        ckpt = run.out / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
         if not ckpt.is_file():
             raise FileNotFoundError(f"checkpoint to resume from not found: {ckpt}")
     start_step = 0 if ckpt is None else read_checkpoint_step(ckpt, module)
-    with run_lock(out) if launcher else contextlib.nullcontext():
-        if launcher:
-            start_run_folder(cfg, out)
-        start = time.perf_counter()
-        try:
-            trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-        except SIGTERMException:
-            signum = next(c.signum for c in trainer.callbacks if isinstance(c, Preemption)) or signal.SIGTERM
-            if launcher:
-                print(
-                    f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {out / 'checkpoints' / 'last.ckpt'} "
-                    f"written: {resume_hint}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            raise SystemExit(128 + signum) from None
-        except Exception:
-            if launcher and not cfg.resume:
-                discard_unresumable(out)
-            raise
-        wall = time.perf_counter() - start
+    if run.launcher:
+        start_run_folder(cfg, run.out)
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=PretrainData(run.train, cfg.batch_size, cfg.num_workers, cfg.seed),
+                    ckpt_path=ckpt, weights_only=True)  # fmt: skip
+    except SIGTERMException:
+        signum = next(c.signum for c in trainer.callbacks if isinstance(c, Preemption)) or signal.SIGTERM
+        if run.launcher:
+            last = run.out / "checkpoints" / "last.ckpt"
+            print(f"amortinv: interrupted by {STOP_SIGNALS[signum]} at step {trainer.global_step}; {last} written: "
+                  f"{resume_hint}", file=sys.stderr, flush=True)  # fmt: skip
+        raise SystemExit(128 + signum) from None
+    except Exception:
+        if run.launcher and not cfg.resume:
+            discard_unresumable(run.out)
+        raise
+    return time.perf_counter() - start, start_step
+
+
+def _record(
+    cfg: PretrainConfig, run: _Run, trainer: L.Trainer, module: ContrastivePretrainer, wall: float, start_step: int
+) -> dict:
+    """The run's ``result.json`` record (before kNN accuracy)."""
+    space, fixed = run.space, run.fixed
+    counts = torch.bincount(
+        torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]),
+        minlength=len(space.training_descriptors()),
+    )
+    device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
+    steps_run = trainer.global_step - start_step
+    return {
+        "method": cfg.method,
+        "competitor": cfg.competitor,
+        "baseline_fixed_descriptor": fixed,
+        "encoder": module.encoder.config,
+        "space": space.to_config(),
+        "data": cfg.data,
+        "steps": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "finished": (0 < cfg.max_steps <= trainer.global_step) or trainer.current_epoch >= cfg.epochs,
+        "global_batch": run.global_batch,
+        "lr": run.lr,
+        "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),
+        "wall_time_s": round(wall, 2),
+        "images_per_s": round(steps_run * run.global_batch / wall, 1) if wall > 0 else None,
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "devices": run.world,
+        "precision": cfg.precision,
+        "seed": cfg.seed,
+        "descriptor_counts": None
+        if fixed
+        else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
+    }
+
+
+def _finish(
+    cfg: PretrainConfig,
+    run: _Run,
+    module: ContrastivePretrainer,
+    test: Dataset | None,
+    result: dict,
+    device: torch.device,
+) -> None:
+    """Save the encoder, measure kNN accuracy on ``device``, slim the checkpoint, merge the logs, write ``result.json``."""
+    module.encoder.to(device).eval()  # Lightning moves the module back to the CPU after fit
+    meta = {k: result[k] for k in ("space", "method", "competitor", "steps")}
+    save_encoder(run.out / "encoder", module.encoder, metadata={**meta, "fixed_descriptor": run.fixed})
+    if cfg.knn_eval and test is not None:
+        bank = _subset(run.train, cfg.knn_bank, cfg.seed)
+        desc = f"kNN top-1 ({len(bank)} bank, {len(test)} test images)"
+        bar = tqdm(_knn_descriptors(run), desc=desc, unit="descriptor", disable=not cfg.progress)
+        result["knn_top1"] = {
+            run.space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4)
+            for d in bar
+        }
+    if result["finished"] and not cfg.keep_optimizer:
+        drop_optimizer_state(run.out / "checkpoints" / "last.ckpt")
+    merge_metrics(sorted((run.out / "logs").glob("launch*/metrics.csv")), run.out / "metrics.csv")
+    result["config"] = {**asdict(cfg), "space": run.space.to_config()}
+    write_json(run.out / "result.json", result)
+
+
+def run_pretrain(
+    cfg: PretrainConfig,
+    space: InvarianceSpace | None = None,
+    callbacks: list[Callback] | None = None,
+    resume_hint: str = "continue with --resume last",
+) -> dict[str, Any]:
+    """Pre-train as ``cfg`` says (``space`` overrides ``cfg.space``); returns the ``result.json`` record.
+
+    ``callbacks`` are extra Lightning callbacks (e.g. to watch the run); ``resume_hint`` ends the line printed
+    when a signal stops the run (a command that wraps pre-training says how to continue it).
+
+    Rank 0 writes the run folder; other ranks return an empty dict.
+    """
+    _check_machine(cfg)
+    if cfg.resume == "auto":  # every rank decides before rank 0 can write a checkpoint (it waits for the others)
+        cfg = replace(cfg, resume="last" if (Path(cfg.out) / "checkpoints" / "last.ckpt").is_file() else None)
+    run = _plan(cfg, space)
+    image_size = run.modality.view_size(run.train[0][0], cfg.image_size)
+    module = _build_module(cfg, run.space, run.fixed, image_size, run.lr, run.schedule, run.modality, run.train)
+    test = _labelled_test_split(cfg, run)
+    trainer = _trainer(cfg, run, test, list(callbacks or []))
+    with run_lock(run.out) if run.launcher else contextlib.nullcontext():
+        wall, start_step = _fit(cfg, run, trainer, module, resume_hint)
         if not trainer.is_global_zero:
             return {}
-        steps_run = trainer.global_step - start_step
-        counts = torch.bincount(
-            torch.tensor([module.descriptor_index(t) for t in range(trainer.global_step)] or [0]),
-            minlength=len(space.training_descriptors()),
-        )
-        device = trainer.strategy.root_device  # Lightning moves the module back to the CPU after fit
-        result: dict[str, Any] = {
-            "method": cfg.method,
-            "competitor": cfg.competitor,
-            "baseline_fixed_descriptor": fixed,
-            "encoder": module.encoder.config,
-            "space": space.to_config(),
-            "data": cfg.data,
-            "steps": trainer.global_step,
-            "epochs": trainer.current_epoch,
-            "finished": (0 < cfg.max_steps <= trainer.global_step) or trainer.current_epoch >= cfg.epochs,
-            "global_batch": global_batch,
-            "lr": lr,
-            "final_loss": float(trainer.callback_metrics.get("train/loss_epoch", float("nan"))),
-            "wall_time_s": round(wall, 2),
-            "images_per_s": round(steps_run * global_batch / wall, 1) if wall > 0 else None,
-            "peak_memory_mb": round(peak_memory_mb(device), 1),
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "devices": world,
-            "precision": cfg.precision,
-            "seed": cfg.seed,
-            "descriptor_counts": None
-            if fixed
-            else {space.label(d): int(c) for d, c in zip(space.training_descriptors(), counts)},
-        }
-        module.encoder.to(device).eval()
-        save_encoder(
-            out / "encoder",
-            module.encoder,
-            metadata={
-                "space": space.to_config(),
-                "method": cfg.method,
-                "competitor": cfg.competitor,
-                "fixed_descriptor": fixed,
-                "steps": trainer.global_step,
-            },
-        )
-        if cfg.knn_eval and test is not None and not torch.is_floating_point(torch.as_tensor(test[0][1])):
-            bank = _subset(train, cfg.knn_bank, cfg.seed)
-            descriptors = (
-                [torch.tensor(fixed)] if fixed else list(space.candidate_descriptors())
-            )  # audio7: 32 of its 120
-            bar = tqdm(
-                descriptors,
-                desc=f"kNN top-1 ({len(bank)} bank, {len(test)} test images)",
-                unit="descriptor",
-                disable=not cfg.progress,
-            )
-            result["knn_top1"] = {
-                space.label(d): round(knn_accuracy(module.encoder, bank, test, module.augment, d, device=device), 4)
-                for d in bar
-            }
-        if result["finished"] and not cfg.keep_optimizer:
-            drop_optimizer_state(out / "checkpoints" / "last.ckpt")
-        merge_metrics(sorted((out / "logs").glob("launch*/metrics.csv")), out / "metrics.csv")
-        result["config"] = {**asdict(cfg), "space": space.to_config()}
-        write_json(out / "result.json", result)
+        result = _record(cfg, run, trainer, module, wall, start_step)
+        _finish(cfg, run, module, test, result, trainer.strategy.root_device)
         return result
