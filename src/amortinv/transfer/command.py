@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from amortinv.devices import resolve_device
 from amortinv.transfer.settings import SearchSettings, TransferSettings
 
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
 # stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
-if TYPE_CHECKING:
-    from amortinv.encoders.base import Encoder
-    from amortinv.spaces import InvarianceSpace
-    from amortinv.transfer.data import TaskData
+# (Not in an `if TYPE_CHECKING:` block: jsonargparse imports those to resolve a command's types, and --help would
+# import torch; ruff is told these names are undefined on purpose, in pyproject.toml.)
 
 __all__ = [
     "load_encoder_and_space",
@@ -244,33 +242,11 @@ def transfer_command(
         device: cpu, cuda or auto.
         seed: seed of splits, subsets, derived tasks and training.
     """
-    from amortinv.results import check_output_folder, write_json
+    from amortinv.results import check_output_folder
     from amortinv.transfer.protocol import run_transfer
-    from amortinv.viz.transfer import learned_i_chart
 
-    try:
-        stages = tuple(0 if s.strip() == "all" else int(s) for s in finetune_stages.split(",") if s.strip())
-    except ValueError:
-        raise ValueError(
-            f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{finetune_stages}'"
-        ) from None
     check_limits(train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction)
-    search = SearchSettings(steps=i_steps, lr_i=lr_i, batch_size=i_batch_size, eval_every=eval_every)
-    settings = TransferSettings(
-        lams=_floats(lams, "lams"),
-        search=search,
-        init=init,
-        recalibrate_bn=recalibrate_bn,
-        lrs=_floats(lrs, "lrs"),
-        weight_decays=_floats(weight_decays, "weight-decays"),
-        epochs=epochs,
-        batch_size=batch_size,
-        loss=loss,
-        finetune_stages=stages,
-        finetune_budget=finetune_budget,
-        device=resolve_device(device),
-        seed=seed,
-    )
+    settings = _settings(locals())
     check_output_folder(out)
     enc, inv_space = load_encoder_and_space(encoder, space, data=data)
     plain = {
@@ -278,18 +254,7 @@ def transfer_command(
         for p in plain_encoders.split(",")
         if p.strip()
     }
-    learners = [
-        m.strip()
-        for m in (("ai_forward" if enc.conditioned else "") if methods is None else methods).split(",")
-        if m.strip()
-    ]
-    if learners and not enc.conditioned:
-        raise ValueError(
-            f"--methods {','.join(learners)}: {encoder} is a plain encoder (no descriptor to learn); "
-            "use --methods '' for its probe, or a conditioned encoder"
-        )
-    run = learners + [m.strip() for m in baselines.split(",") if m.strip()]
-    dev = settings.device
+    run = _learners(enc, encoder, methods) + [m.strip() for m in baselines.split(",") if m.strip()]
     tasks = build_tasks(
         [t.strip() for t in task.split(",") if t.strip()],
         data,
@@ -306,34 +271,83 @@ def transfer_command(
         "encoder": {"path": str(encoder), **enc.config},
         "space": inv_space.to_config() if inv_space else None,
         "data": data,
-        "device": dev,
+        "device": settings.device,
         "settings": {**vars(settings), "search": vars(settings.search)},
-        "selection": (
-            "probes: regularisation chosen on a validation split carved from train; learned i: started at the best candidate "
-            "descriptor, descended the ridge leave-one-out error on train, point of the path chosen on validation; "
-            "fine-tuning: lr, weight decay and epoch chosen on validation; the selected model is kept (no refit); test used once"
-        ),
+        "selection": SELECTION,
         "tasks": {},
     }
-    learned: dict[str, dict[str, float]] = {}
     for t in tasks:
         methods_out = run_transfer(enc, t, inv_space, run, settings, plain_encoders=plain)
         result["tasks"][t.name] = {"data": t.summary(), "methods": methods_out}
         print(summary_table(t.name, methods_out))
-        for m in ("ai", "ai_forward"):
-            if m in methods_out:
-                learned[t.name] = methods_out[m]["i"]
-                break
     result["wall_time_s"] = round(time.perf_counter() - start, 1)
-    out_dir = Path(out)
+    _write_report(result, Path(out), enc.config["name"])
+    return result
+
+
+SELECTION = (
+    "probes: regularisation chosen on a validation split carved from train; learned i: started at the best candidate "
+    "descriptor, descended the ridge leave-one-out error on train, point of the path chosen on validation; "
+    "fine-tuning: lr, weight decay and epoch chosen on validation; the selected model is kept (no refit); test used once"
+)
+
+
+def _settings(flags: dict[str, Any]) -> TransferSettings:
+    """The protocol's settings from the command's flags (each checked where the settings are defined)."""
+    stages_text = flags["finetune_stages"]
+    try:
+        stages = tuple(0 if s.strip() == "all" else int(s) for s in stages_text.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(
+            f"--finetune-stages takes stage numbers and/or 'all', e.g. '1,all', got '{stages_text}'"
+        ) from None
+    search = SearchSettings(
+        steps=flags["i_steps"], lr_i=flags["lr_i"], batch_size=flags["i_batch_size"], eval_every=flags["eval_every"]
+    )
+    return TransferSettings(
+        lams=_floats(flags["lams"], "lams"),
+        search=search,
+        init=flags["init"],
+        recalibrate_bn=flags["recalibrate_bn"],
+        lrs=_floats(flags["lrs"], "lrs"),
+        weight_decays=_floats(flags["weight_decays"], "weight-decays"),
+        epochs=flags["epochs"],
+        batch_size=flags["batch_size"],
+        loss=flags["loss"],
+        finetune_stages=stages,
+        finetune_budget=flags["finetune_budget"],
+        device=resolve_device(flags["device"]),
+        seed=flags["seed"],
+    )
+
+
+def _learners(enc: Encoder, path: str, methods: str | None) -> list[str]:
+    """The invariance learners to run: ``methods``, or by default ai_forward for a conditioned encoder and none for a
+    plain one (a plain encoder asked for one is refused)."""
+    default = "ai_forward" if enc.conditioned else ""
+    learners = [m.strip() for m in (default if methods is None else methods).split(",") if m.strip()]
+    if learners and not enc.conditioned:
+        raise ValueError(
+            f"--methods {','.join(learners)}: {path} is a plain encoder (no descriptor to learn); "
+            "use --methods '' for its probe, or a conditioned encoder"
+        )
+    return learners
+
+
+def _write_report(result: dict[str, Any], out: Path, encoder_name: str) -> None:
+    """``result.json`` and, when any task learned ``i``, ``learned_i.png``; prints what it wrote."""
+    from amortinv.results import write_json
+    from amortinv.viz.transfer import learned_i_chart
+
+    learned = {}
+    for name, rec in result["tasks"].items():
+        found = next((rec["methods"][m]["i"] for m in ("ai", "ai_forward") if m in rec["methods"]), None)
+        if found is not None:
+            learned[name] = found
     written = []
     if learned:
         result["learned_i"] = learned
-        written.append(
-            learned_i_chart(
-                learned, out_dir / "learned_i.png", title=f"Learned invariance per task ({enc.config['name']})"
-            )
-        )
-    written.insert(0, write_json(out_dir / "result.json", result))
+        title = f"Learned invariance per task ({encoder_name})"
+        written.append(learned_i_chart(learned, out / "learned_i.png", title=title))
+    written.insert(0, write_json(out / "result.json", result))
     print("files written: " + ", ".join(str(p) for p in written))
-    return result
