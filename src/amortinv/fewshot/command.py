@@ -135,33 +135,11 @@ def fewshot_command(
         device: cpu, cuda or auto.
         seed: seed of episodes, splits and subsets.
     """
-    from amortinv.checks import at_least
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
-    from amortinv.fewshot.heads import HEADS
-    from amortinv.results import check_output_folder, write_json
+    from amortinv.results import check_output_folder
     from amortinv.transfer.command import audio_reading, load_encoder_and_space, load_plain_encoder
-    from amortinv.viz.fewshot import fewshot_figure
 
-    head_list = tuple(h.strip() for h in heads.split(",") if h.strip())
-    unknown = [h for h in head_list if h not in HEADS]
-    if unknown or not head_list:
-        raise ValueError(f"--heads: unknown heads {unknown}; choose from {sorted(HEADS)}")
-    if limit is not None:
-        at_least("--limit", limit, 1)
-    settings = FewShotSettings(
-        ways=ways,
-        shots=_numbers(shots, "shots", int),
-        queries=queries,
-        episodes=episodes,
-        heads=head_list,
-        search=EpisodeSearch(steps=steps, lr_i=lr_i),
-        one_shot=one_shot,
-        fractions=_numbers(fractions, "fractions", float),
-        repeats=repeats,
-        batch_size=batch_size,
-        device=resolve_device(device),
-        seed=seed,
-    )
+    settings = _settings(locals())
     check_output_folder(out)
     dev = settings.device
     enc, space = load_encoder_and_space(encoder, data=data)
@@ -180,9 +158,9 @@ def fewshot_command(
     enc = enc.to(dev).eval()
     start = time.perf_counter()
     if kind == "classification":
-        results, metric = run_episodes(enc, space, images, targets, settings, plain), "accuracy"
+        results = run_episodes(enc, space, images, targets, settings, plain)
     else:
-        results, metric = run_lowshot(enc, space, images, targets, settings.fractions, repeats, settings, plain), "r2"
+        results = run_lowshot(enc, space, images, targets, settings.fractions, repeats, settings, plain)
     record = {
         "encoder": {"path": str(encoder), **enc.config},
         "plain_encoders": sorted(plain),
@@ -195,32 +173,64 @@ def fewshot_command(
         "device": dev,
         "seed": seed,
         "settings": {
-            "ways": ways,
-            "shots": list(settings.shots),
-            "queries": queries,
-            "episodes": episodes,
-            "heads": list(head_list),
+            **{k: v for k, v in vars(settings).items() if k in ("ways", "queries", "episodes", "one_shot", "repeats")},
+            **{k: list(getattr(settings, k)) for k in ("shots", "heads", "fractions")},
             "steps": steps,
             "lr_i": lr_i,
-            "one_shot": one_shot,
-            "fractions": list(settings.fractions),
-            "repeats": repeats,
         },
-        "protocol": (
-            "per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
-            "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"
-        ),
+        "protocol": PROTOCOL,
         "results": results,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
-    out_dir = Path(out)
-    write_json(out_dir / "result.json", record)
-    fewshot_figure(results, metric, out_dir / "fewshot.png", title=f"{data} {task}")
+    _write_report(record, Path(out))
+    return record
+
+
+PROTOCOL = (
+    "per-episode i and ridge lam chosen on the support set only (leave-one-out for K >= 2, generalised "
+    "cross-validation for 1-shot); queries used once for the reported accuracy; 95% CI = 1.96 std / sqrt(n)"
+)
+
+
+def _settings(flags: dict[str, Any]) -> FewShotSettings:
+    """The protocol's settings from the command's flags."""
+    from amortinv.checks import at_least
+    from amortinv.fewshot.heads import HEADS
+
+    head_list = tuple(h.strip() for h in flags["heads"].split(",") if h.strip())
+    unknown = [h for h in head_list if h not in HEADS]
+    if unknown or not head_list:
+        raise ValueError(f"--heads: unknown heads {unknown}; choose from {sorted(HEADS)}")
+    if flags["limit"] is not None:
+        at_least("--limit", flags["limit"], 1)
+    return FewShotSettings(
+        ways=flags["ways"],
+        shots=_numbers(flags["shots"], "shots", int),
+        queries=flags["queries"],
+        episodes=flags["episodes"],
+        heads=head_list,
+        search=EpisodeSearch(steps=flags["steps"], lr_i=flags["lr_i"]),
+        one_shot=flags["one_shot"],
+        fractions=_numbers(flags["fractions"], "fractions", float),
+        repeats=flags["repeats"],
+        batch_size=flags["batch_size"],
+        device=resolve_device(flags["device"]),
+        seed=flags["seed"],
+    )
+
+
+def _write_report(record: dict[str, Any], out: Path) -> None:
+    """``result.json``, ``fewshot.png`` and the table of every shown row."""
+    from amortinv.results import write_json
+    from amortinv.viz.fewshot import fewshot_figure
+
+    results, kind = record["results"], record["kind"]
+    metric, unit = ("accuracy", "episodes") if kind == "classification" else ("r2", "splits")
+    write_json(out / "result.json", record)
+    fewshot_figure(results, metric, out / "fewshot.png", title=f"{record['data']} {record['task']}")
     for setting, rec in results.items():
-        print(
-            f"== {setting} ({metric}, mean ± 95% CI over {rec.get('episodes', repeats)} {'episodes' if kind == 'classification' else 'splits'})"
-        )
+        count = rec.get("episodes", record["settings"]["repeats"])
+        print(f"== {setting} ({metric}, mean ± 95% CI over {count} {unit})")
         for row, v in shown_rows(rec[metric]):
             print(f"  {display_name(row):<58} {v['mean']:.3f} ± {v['ci95']:.3f}")
-    print(f"wrote {out_dir / 'result.json'}, {out_dir / 'fewshot.png'}")
-    return record
+    print(f"wrote {out / 'result.json'}, {out / 'fewshot.png'}")
