@@ -255,6 +255,30 @@ def _missing_encoders(
     return todo, ()
 
 
+def _skip_reason(entry: dict[str, Any], earlier: dict | None, todo: list[str], usable: list[str]) -> str | None:
+    """Why a dataset is not run now (one line), or None."""
+    from amortinv.data import dataset_modality
+
+    if earlier is not None and not todo:
+        return "finished in an earlier run, skipped"
+    if entry["root"] is not None and not Path(entry["root"]).expanduser().exists():
+        return f"data root {entry['root']} not found, skipped"
+    if not usable:
+        return f"no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped"
+    return None
+
+
+def _plan_line(
+    entry: dict[str, Any], resumed: bool, todo: list[str], riders: tuple[str, ...], durations: list[float], left: int
+) -> str:
+    """What a dataset's run does: its protocols, the encoders it adds to an earlier run, the time left."""
+    eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
+    new = ", ".join(label for label in todo if label not in riders)
+    rides = f"; {riders[0]} again for the shared episodes" if riders else ""
+    also = f" (only {new}{rides}: the others finished in an earlier run)" if resumed else ""
+    return f"{', '.join(entry['protocols'])}{also}{eta}"
+
+
 def _merged(earlier: dict | None, record: dict, seconds: float) -> dict:
     """A dataset's record with the scores (and records) of an earlier run kept where this run did not redo them."""
     record["wall_time_s"] = seconds + (earlier or {}).get("wall_time_s", 0.0)
@@ -341,22 +365,14 @@ def suite_command(
         earlier = json.loads(done.read_text()) if done.is_file() else None
         usable = [label for label in encoders if models[label].modality == dataset_modality(entry["name"])]
         todo, riders = _missing_encoders(earlier, usable, models)
-        if earlier is not None and not todo:
-            results[entry["label"]] = earlier
-            print(f"{where}: finished in an earlier run, skipped")
-            continue
-        if entry["root"] is not None and not Path(entry["root"]).expanduser().exists():
-            print(f"{where}: data root {entry['root']} not found, skipped")
-            continue
-        if not usable:
-            print(f"{where}: no encoder of the suite takes {dataset_modality(entry['name'])} data, skipped")
+        skip = _skip_reason(entry, earlier, todo, usable)
+        if skip:
+            if earlier is not None:
+                results[entry["label"]] = earlier  # kept in the table whatever is missing now
+            print(f"{where}: {skip}")
             continue
         left = len(entries) - k + 1
-        eta = f"; about {sum(durations) / len(durations) * left / 60:.1f} min left" if durations else ""
-        new = ", ".join(label for label in todo if label not in riders)
-        rides = f"; {riders[0]} again for the shared episodes" if riders else ""
-        also = f" (only {new}{rides}: the others finished in an earlier run)" if earlier is not None else ""
-        print(f"{where}: {', '.join(entry['protocols'])}{also}{eta}", flush=True)
+        print(f"{where}: {_plan_line(entry, earlier is not None, todo, riders, durations, left)}", flush=True)
         start = time.perf_counter()
         record = _run_dataset(entry, {label: models[label] for label in todo}, space_of, settings, riders)
         durations.append(time.perf_counter() - start)
