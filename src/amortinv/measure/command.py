@@ -84,12 +84,11 @@ def measure_command(
     import torch
 
     from amortinv.data import build_dataset, dataset_modality
-    from amortinv.measure.invariance import invariance_grid, invariance_path, measure_invariance
     from amortinv.measure.transforms import resolve_transforms
-    from amortinv.results import check_output_folder, write_json
+    from amortinv.results import check_output_folder
     from amortinv.spaces import parse_descriptors
     from amortinv.transfer.data import stack_dataset
-    from amortinv.viz.measure import grid_plot, path_plot, radar_plot
+    from amortinv.viz.measure import radar_plot
 
     if num_images < 1 or reference_images < 2 or steps < 2:
         raise ValueError(
@@ -102,7 +101,36 @@ def measure_command(
     modality = dataset_modality(data)
     enc = enc.to(dev).eval()
     names = resolve_transforms(transforms, modality)
-    # every option is checked before the measurement starts (nothing half-written on a bad option)
+    _check_extras(enc, inv_space, modality, interpolate, interpolate_transforms, grid_transform)
+    ds = None
+    if enc.conditioned:
+        ds = parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors()
+    images, _ = stack_dataset(
+        build_dataset(data, data_root, split, **audio_reading(enc, None)), num_images + reference_images, seed
+    )
+    if len(images) < num_images + 2:
+        raise ValueError(f"the {split} split has {len(images)} images; need more than num_images={num_images}")
+    x, ref = images[:num_images], images[num_images:]
+    table = _measure_rows(enc, plain, inv_space, ds, x, ref, names, include_identity)
+    table.update({"encoder": str(encoder), "data": data, "split": split, "transforms": list(names)})
+    out_dir = Path(out)
+    radar = {label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()}
+    written = [radar_plot(radar, out_dir / "radar.png", title=f"Invariance to transforms ({data}, cosine similarity)")]
+    if interpolate:
+        written.append(_interpolation(table, enc, inv_space, x, interpolate, interpolate_transforms, steps, out_dir))
+    if grid_transform:
+        written.append(_grid(table, enc, inv_space, x, grid_transform, out_dir))
+    _write_report(table, out_dir, written)
+    return table
+
+
+def _check_extras(
+    enc: Any, inv_space: Any, modality: str, interpolate: str | None, interpolate_transforms: str, grid: str | None
+) -> None:
+    """Every option of the path and the grid, checked before the measurement starts (nothing half-written)."""
+    from amortinv.measure.transforms import resolve_transforms
+    from amortinv.spaces import parse_descriptors
+
     if interpolate and ("->" not in interpolate or interpolate.count("->") != 1 or not enc.conditioned):
         raise ValueError(
             "--interpolate takes one 'start->end' pair of descriptors, e.g. '1,0->0,1', and a conditioned encoder"
@@ -110,78 +138,72 @@ def measure_command(
     if interpolate:
         [parse_descriptors(p, inv_space) for p in interpolate.split("->")]
         resolve_transforms(interpolate_transforms, modality)
-    if grid_transform:
-        resolve_transforms(grid_transform, modality)
+    if grid:
+        resolve_transforms(grid, modality)
         if not enc.conditioned or inv_space.dim != 2:
             raise ValueError("--grid-transform needs a conditioned encoder with K = 2 factors")
-    ds = (
-        (parse_descriptors(descriptors, inv_space) if descriptors else inv_space.training_descriptors())
-        if enc.conditioned
-        else None
-    )
-    images, _ = stack_dataset(
-        build_dataset(data, data_root, split, **audio_reading(enc, None)), num_images + reference_images, seed
-    )
-    if len(images) < num_images + 2:
-        raise ValueError(f"the {split} split has {len(images)} images; need more than num_images={num_images}")
-    x, ref = images[:num_images], images[num_images:]
+
+
+def _measure_rows(
+    enc: Any, plain: Any, inv_space: Any, ds: Any, x: Any, ref: Any, names: Any, include_identity: bool
+) -> dict[str, Any]:
+    """The invariance table: a row per descriptor of a conditioned encoder (or one row for a plain one), and the
+    baseline's row."""
+    from amortinv.measure.invariance import measure_invariance
+
+    common = {"include_identity": include_identity, "progress": True}
     if ds is not None:
         labels = [inv_space.label(d) for d in ds]
-        table = measure_invariance(
-            enc, x, list(ds), names, ref, labels=labels, include_identity=include_identity, progress=True
-        )
+        table = measure_invariance(enc, x, list(ds), names, ref, labels=labels, **common)
     else:
-        table = measure_invariance(
-            enc,
-            x,
-            [None],
-            names,
-            ref,
-            labels=[f"plain {enc.config['name']}"],
-            include_identity=include_identity,
-            progress=True,
-        )
+        table = measure_invariance(enc, x, [None], names, ref, labels=[f"plain {enc.config['name']}"], **common)
     if plain is not None:
-        extra = measure_invariance(
-            plain,
-            x,
-            [None],
-            names,
-            ref,
-            labels=[f"baseline {plain.config['name']}"],
-            include_identity=include_identity,
-            progress=True,
-        )
+        extra = measure_invariance(plain, x, [None], names, ref, labels=[f"baseline {plain.config['name']}"], **common)
         table["results"].update(extra["results"])
         table["notes"] += extra["notes"]
-    table.update({"encoder": str(encoder), "data": data, "split": split, "transforms": list(names)})
-    out_dir = Path(out)
-    written = [
-        radar_plot(
-            {label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in table["results"].items()},
-            out_dir / "radar.png",
-            title=f"Invariance to transforms ({data}, cosine similarity)",
-        )
-    ]
-    if interpolate:
-        start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
-        paths = {
-            t: invariance_path(enc, x, t, start, end, steps)
-            for t in resolve_transforms(interpolate_transforms, modality)
-        }
-        table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
-        written.append(path_plot(paths, out_dir / "interpolation.png", inv_space.label(start), inv_space.label(end)))
-    if grid_transform:
-        grid = invariance_grid(enc, x, resolve_transforms(grid_transform, modality)[0], steps=6)
-        table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
-        written.append(grid_plot(grid, out_dir / "grid.png", tuple(inv_space.factors), grid_transform))
+    return table
+
+
+def _interpolation(
+    table: dict, enc: Any, inv_space: Any, x: Any, interpolate: str, transforms: str, steps: int, out: Path
+) -> Path:
+    """Invariance along the straight path between two descriptors, into ``table`` and ``interpolation.png``."""
+    from amortinv.data import dataset_modality
+    from amortinv.measure.invariance import invariance_path
+    from amortinv.measure.transforms import resolve_transforms
+    from amortinv.spaces import parse_descriptors
+    from amortinv.viz.measure import path_plot
+
+    modality = dataset_modality(table["data"])
+    start, end = (parse_descriptors(p, inv_space)[0] for p in interpolate.split("->"))
+    paths = {t: invariance_path(enc, x, t, start, end, steps) for t in resolve_transforms(transforms, modality)}
+    table["interpolation"] = {"start": start.tolist(), "end": end.tolist(), "paths": paths}
+    return path_plot(paths, out / "interpolation.png", inv_space.label(start), inv_space.label(end))
+
+
+def _grid(table: dict, enc: Any, inv_space: Any, x: Any, grid_transform: str, out: Path) -> Path:
+    """Invariance to one transform over a 6 x 6 grid of the two factors, into ``table`` and ``grid.png``."""
+    from amortinv.data import dataset_modality
+    from amortinv.measure.invariance import invariance_grid
+    from amortinv.measure.transforms import resolve_transforms
+    from amortinv.viz.measure import grid_plot
+
+    transform = resolve_transforms(grid_transform, dataset_modality(table["data"]))[0]
+    grid = invariance_grid(enc, x, transform, steps=6)
+    table["grid"] = {"transform": grid_transform, "values": grid.tolist()}
+    return grid_plot(grid, out / "grid.png", tuple(inv_space.factors), grid_transform)
+
+
+def _write_report(table: dict, out: Path, written: list[Path]) -> None:
+    """Print the table and its notes; write ``invariance.json`` and ``invariance.csv``."""
+    from amortinv.results import write_json
+
     print(invariance_table(table))
     for note in table["notes"]:
         print(f"note: {note}")
-    _write_csv(table, out_dir / "invariance.csv")
-    written[:0] = [write_json(out_dir / "invariance.json", table), out_dir / "invariance.csv"]
+    _write_csv(table, out / "invariance.csv")
+    written[:0] = [write_json(out / "invariance.json", table), out / "invariance.csv"]
     print("files written: " + ", ".join(str(p) for p in written))
-    return table
 
 
 def bound_command(
