@@ -148,39 +148,85 @@ def run_transfer(
     """
     if encoder.conditioned and space is None:
         raise ValueError("a conditioned encoder needs its invariance space")
-    s, dev = settings, torch.device(settings.device)
-    head_params = lambda dim: dim * data.num_outputs + data.num_outputs  # noqa: E731
-    results: dict[str, dict] = {}
-    encoders = {"self": encoder, **{f"plain:{n}": e for n, e in (plain_encoders or {}).items()}}
-    bank = FeatureBank(encoders, data, s, dev)
+    task = _TransferRun(encoder, data, space, settings, plain_encoders or {}, log)
+    for method in methods:
+        task.run(method)
+    return task.results
 
-    def timed(name: str, body: Callable[[], tuple[ProbeFit, dict, int, dict]]) -> None:
-        log(f"[{data.name}] {name} ...")
+
+class _TransferRun:
+    """One task's methods on one encoder, sharing its cached features (``FeatureBank``)."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        data: TaskData,
+        space: InvarianceSpace | None,
+        settings: TransferSettings,
+        plain_encoders: dict[str, Encoder],
+        log: Callable[[str], None],
+    ) -> None:
+        self.encoder, self.data, self.space, self.s, self.plain, self.log = (
+            encoder, data, space, settings, plain_encoders, log
+        )  # fmt: skip
+        self.dev = torch.device(settings.device)
+        self.results: dict[str, dict] = {}
+        self.encoders = {"self": encoder, **{f"plain:{n}": e for n, e in plain_encoders.items()}}
+        self.bank = FeatureBank(self.encoders, data, settings, self.dev)
+        self.candidates = {space.label(d): d for d in space.candidate_descriptors()} if encoder.conditioned else {}
+
+    def head_params(self, dim: int) -> int:
+        return dim * self.data.num_outputs + self.data.num_outputs
+
+    def run(self, method: str) -> None:
+        plain = self.plain
+        if method in ("ai", "ai_forward"):
+            self.timed(method, lambda: self.learn("backprop" if method == "ai" else "forward"))
+        elif method == "probe":
+            if not self.encoder.conditioned:
+                self.timed("probe[plain]", self.fixed("self", None))
+            for label, d in self.candidates.items():
+                self.timed(f"probe[{label}]", self.fixed("self", d))
+            for name in plain:
+                self.timed(f"probe[plain:{name}]", self.fixed(f"plain:{name}", None))
+        elif method == "fusion":
+            own = [("self", d) for d in self.candidates.values()] or [("self", None)]
+            parts = (self.data, self.s, own, [f"plain:{n}" for n in plain], self.bank.features, self.head_params)
+            self.timed("fusion", lambda: _fusion(*parts))
+        elif method == "finetune":
+            _finetunes(self.encoder, self.data, self.s, self.results, self.timed, self.bank.size, self.dev,
+                       self.head_params)  # fmt: skip
+        else:
+            raise ValueError(f"unknown transfer method '{method}'; choose from ai, ai_forward, probe, fusion, finetune")
+
+    def timed(self, name: str, body: Callable[[], tuple[ProbeFit, dict, int, dict]]) -> None:
+        """Run one method, recording its scores, time, peak memory and trainable parameters."""
+        self.log(f"[{self.data.name}] {name} ...")
         start = time.perf_counter()
-        with MemoryMeter(dev) as meter:
+        with MemoryMeter(self.dev) as meter:
             fit, metrics, params, extra = body()
-        results[name] = {**_record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params), **extra}
+        self.results[name] = {**_record(fit, metrics, time.perf_counter() - start, meter.peak_mb, params), **extra}
         main = "top1" if "top1" in metrics else "r2"  # the result; result.json also holds the other metrics
         kept = f"; the search kept its start {extra['start']}" if extra.get("selected_step") == 0 else ""
-        log(f"[{data.name}] {name}: test {main} {metrics[main]:.4f} ({results[name]['time_s']} s){kept}")
+        self.log(f"[{self.data.name}] {name}: test {main} {metrics[main]:.4f} ({self.results[name]['time_s']} s){kept}")
 
-    candidates = {space.label(d): d for d in space.candidate_descriptors()} if encoder.conditioned else {}
-
-    def learn(gradient: str) -> tuple[ProbeFit, dict, int, dict]:
-        fits = {label: bank.probe("self", d) for label, d in candidates.items()}
+    def learn(self, gradient: str) -> tuple[ProbeFit, dict, int, dict]:
+        """The learned ``i``: from the best candidate (or ``init`` everywhere), the search, its quantised versions."""
+        s, bank, space = self.s, self.bank, self.space
+        fits = {label: bank.probe("self", d) for label, d in self.candidates.items()}
         if s.init == "best":
             label = max(fits, key=lambda k: fits[k].val_score)
-            start, start_fit = candidates[label], fits[label]
+            start, start_fit = self.candidates[label], fits[label]
         else:
             label, start, start_fit = f"{s.init} everywhere", torch.full((space.dim,), float(s.init)), None
-        with using_bn_stats(encoder, bank.bn_stats("self", start)):
+        with using_bn_stats(self.encoder, bank.bn_stats("self", start)):
             found = search_invariance(
-                encoder,
-                data,
+                self.encoder,
+                self.data,
                 start,
                 lambda i: bank.probe("self", i),
                 settings=replace(s.search, gradient=gradient),
-                device=dev,
+                device=self.dev,
                 seed=s.seed,
                 start_probe=start_fit,
             )
@@ -190,51 +236,31 @@ def run_transfer(
             "selected_step": found.selected_step,
             "path": found.path,
             "candidates_val": {k: round(f.val_score, 6) for k, f in fits.items()},
+            "quantised": {f"{b}bit": self.quantised_rows(found.i, b) for b in s.quantise_bits},
         }
-        extra["quantised"] = {f"{b}bit": quantised_rows(found.i, b) for b in s.quantise_bits}
-        return found.probe, bank.test(found.probe, "self", found.i), head_params(encoder.feature_dim) + space.dim, extra
+        params = self.head_params(self.encoder.feature_dim) + space.dim
+        return found.probe, bank.test(found.probe, "self", found.i), params, extra
 
-    def quantised_rows(i: torch.Tensor, bits: int) -> dict:
+    def quantised_rows(self, i: torch.Tensor, bits: int) -> dict:
+        """The ``bits``-bit grid point nearest ``i`` and the best one around it by validation score."""
         points = quantised_neighbours(i, bits)
-        fits = [bank.probe("self", q) for q in points]
+        fits = [self.bank.probe("self", q) for q in points]
         best = max(range(len(points)), key=lambda k: fits[k].val_score)
-        row = lambda k: {
-            "i": space.describe(points[k]),
-            "val_score": round(fits[k].val_score, 6),
-            "test": bank.test(fits[k], "self", points[k]),
-        }  # noqa: E731
+
+        def row(k: int) -> dict:
+            test = self.bank.test(fits[k], "self", points[k])
+            return {"i": self.space.describe(points[k]), "val_score": round(fits[k].val_score, 6), "test": test}
+
         return {"rounded": row(0), "best_on_val": row(best)}
 
-    def fixed(key: str, i: torch.Tensor | None) -> Callable[[], tuple[ProbeFit, dict, int, dict]]:
-        return lambda: (fit := bank.probe(key, i), bank.test(fit, key, i), head_params(encoders[key].feature_dim), {})
+    def fixed(self, key: str, i: torch.Tensor | None) -> Callable[[], tuple[ProbeFit, dict, int, dict]]:
+        """A linear probe on encoder ``key``'s features at ``i``."""
 
-    for method in methods:
-        if method in ("ai", "ai_forward"):
-            timed(method, lambda m=method: learn("backprop" if m == "ai" else "forward"))
-        elif method == "probe":
-            if not encoder.conditioned:
-                timed("probe[plain]", fixed("self", None))
-            for label, d in candidates.items():
-                timed(f"probe[{label}]", fixed("self", d))
-            for name in plain_encoders or {}:
-                timed(f"probe[plain:{name}]", fixed(f"plain:{name}", None))
-        elif method == "fusion":
-            timed(
-                "fusion",
-                lambda: _fusion(
-                    data,
-                    s,
-                    [("self", d) for d in candidates.values()] or [("self", None)],
-                    [f"plain:{n}" for n in plain_encoders or {}],
-                    bank.features,
-                    head_params,
-                ),
-            )
-        elif method == "finetune":
-            _finetunes(encoder, data, s, results, timed, bank.size, dev, head_params)
-        else:
-            raise ValueError(f"unknown transfer method '{method}'; choose from ai, ai_forward, probe, fusion, finetune")
-    return results
+        def probe() -> tuple[ProbeFit, dict, int, dict]:
+            fit = self.bank.probe(key, i)
+            return fit, self.bank.test(fit, key, i), self.head_params(self.encoders[key].feature_dim), {}
+
+        return probe
 
 
 def _fusion(
