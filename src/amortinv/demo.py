@@ -217,16 +217,12 @@ def run_demo(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run the demo (see the module docstring) and return its ``result.json`` record."""
-    from amortinv.viz.measure import radar_plot
-    from amortinv.viz.transfer import learned_i_chart
-
     p = PROFILES["quick" if quick else "full"]
     dev = resolve_device(device)
     out_dir = Path(out)
     space = InvarianceSpace.from_name("groups2")
     start = time.perf_counter()
     smoke = SMOKE_TEST.format(steps=p.pretrain_steps) if quick else ""
-    tag = "SMOKE TEST (--quick) - " if quick else ""
     if smoke:
         print(smoke)
     print(f"[1/5] pre-training AI-SimCLR and SimCLR on {data} ({p.pretrain_steps} steps each)")
@@ -236,7 +232,37 @@ def run_demo(
     }
     ai_enc = load_encoder(out_dir / "pretrain_ai_simclr").to(dev).eval()
     plain_enc = load_encoder(out_dir / "pretrain_simclr").to(dev).eval()
+    transfer = _transfer_stage(ai_enc, plain_enc, space, data, data_root, p, dev, seed)
+    print("[3/5] few-shot episodes (learned i per episode)")
+    fewshot = _fewshot(ai_enc, plain_enc, space, data, data_root, p, dev, seed)
+    print("[4/5] measuring invariance")
+    measured = _measure_stage(ai_enc, plain_enc, space, data, data_root, p, seed)
+    print("[5/5] writing the report")
+    result = {
+        "data": data,
+        "profile": "quick" if quick else "full",
+        "smoke_test": quick,
+        "device": dev,
+        "seed": seed,
+        "space": space.to_config(),
+        "pretrain": {k: {key: v.get(key) for key in PRETRAIN_KEYS} for k, v in pre.items()},
+        "transfer": transfer,
+        "learned_i": {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()},
+        "fewshot": fewshot,
+        "invariance": measured,
+    }
+    _write_report(result, out_dir, space, smoke, start)
+    return result
 
+
+PRETRAIN_KEYS = ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")
+
+
+def _transfer_stage(
+    ai_enc: Any, plain_enc: Any, space: InvarianceSpace, data: str, data_root: str | None, p: DemoProfile, dev: str,
+    seed: int,
+) -> dict[str, dict]:  # fmt: skip
+    """Each task: the AI encoder's learned ``i`` and fixed-descriptor probes, the plain encoder's probe."""
     names = list(SHAPE_TASKS) if data == "shapes" else ["classification", "rotation", "colour"]
     print(f"[2/5] transfer to {', '.join(names)}")
     tasks = build_tasks(
@@ -258,11 +284,13 @@ def run_demo(
             "ai": run_transfer(ai_enc, task, space, ["ai_forward", "probe"], settings, log=_progress_line),
             "plain": run_transfer(plain_enc, task, None, ["probe"], settings, log=_progress_line),
         }
+    return transfer
 
-    print("[3/5] few-shot episodes (learned i per episode)")
-    fewshot = _fewshot(ai_enc, plain_enc, space, data, data_root, p, dev, seed)
 
-    print("[4/5] measuring invariance")
+def _measure_stage(
+    ai_enc: Any, plain_enc: Any, space: InvarianceSpace, data: str, data_root: str | None, p: DemoProfile, seed: int
+) -> dict[str, Any]:
+    """Invariance of the AI encoder at each training descriptor and of the plain one, on the test images."""
     images, _ = stack_dataset(build_dataset(data, data_root, "test"), 2 * p.measure_images, seed + 1)
     x, ref = images[: p.measure_images], images[p.measure_images :]
     transforms = resolve_transforms(p.transforms)
@@ -273,53 +301,39 @@ def run_demo(
     measured["results"].update(
         measure_invariance(plain_enc, x, [None], transforms, ref, labels=["baseline SimCLR"], progress=True)["results"]
     )
+    return measured
 
-    print("[5/5] writing the report")
-    table = (
-        (f"> **{smoke}**\n\n" if smoke else "") + results_table(transfer, space.factors) + "\n" + fewshot_table(fewshot)
-    )
-    learned = {name: rec["ai"]["ai_forward"]["i"] for name, rec in transfer.items()}
+
+def _write_report(result: dict[str, Any], out_dir: Path, space: InvarianceSpace, smoke: str, start: float) -> None:
+    """``table.md``, ``learned_i.png``, ``radar.png`` and ``result.json``; prints the table."""
+    from amortinv.viz.measure import radar_plot
+    from amortinv.viz.transfer import learned_i_chart
+
+    data, transfer, tag = result["data"], result["transfer"], "SMOKE TEST (--quick) - " if smoke else ""
+    table = (f"> **{smoke}**\n\n" if smoke else "") + results_table(transfer, space.factors) + "\n"
+    table += fewshot_table(result["fewshot"])
     starts = {
         name: {f: v for f, v in zip(space.factors, rec["ai"]["ai_forward"]["path"][0]["i"])}
         for name, rec in transfer.items()
     }
     learned_i_chart(
-        learned,
+        result["learned_i"],
         out_dir / "learned_i.png",
         title=f"{tag}Learned invariance per task ({data}, AI-SimCLR)",
         start=starts,
         expected=KNOWN_NEEDS if data == "shapes" else None,
     )
-    radar_plot(
-        {label: {t: r["cosine"] for t, r in res["transforms"].items()} for label, res in measured["results"].items()},
-        out_dir / "radar.png",
-        title=f"{tag}Invariance to transforms ({data}, cosine similarity; 1 = invariant)",
-    )
-    (out_dir / "table.md").write_text(table)
-    result = {
-        "data": data,
-        "profile": "quick" if quick else "full",
-        "smoke_test": quick,
-        "device": dev,
-        "seed": seed,
-        "space": space.to_config(),
-        "pretrain": {
-            k: {
-                key: v.get(key)
-                for key in ("steps", "final_loss", "wall_time_s", "images_per_s", "peak_memory_mb", "encoder")
-            }
-            for k, v in pre.items()
-        },
-        "transfer": transfer,
-        "learned_i": learned,
-        "fewshot": fewshot,
-        "invariance": measured,
-        "table_markdown": table,
-        "wall_time_s": round(time.perf_counter() - start, 1),
+    radar = {
+        label: {t: r["cosine"] for t, r in res["transforms"].items()}
+        for label, res in result["invariance"]["results"].items()
     }
+    title = f"{tag}Invariance to transforms ({data}, cosine similarity; 1 = invariant)"
+    radar_plot(radar, out_dir / "radar.png", title=title)
+    (out_dir / "table.md").write_text(table)
+    result["table_markdown"] = table
+    result["wall_time_s"] = round(time.perf_counter() - start, 1)
     write_json(out_dir / "result.json", result)
     print("\n" + table)
     print(f"run folder: {out_dir}  (result.json, table.md, learned_i.png, radar.png; {result['wall_time_s']} s)")
     if smoke:
         print(smoke)
-    return result
