@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 
 from amortinv.encoders import load_encoder
+from amortinv.loading import load_encoder_and_space
 from amortinv.transfer import TransferSettings, run_transfer
-from amortinv.transfer.command import build_tasks, load_encoder_and_space
+from amortinv.transfer.tasks import build_tasks
 
 
 def main() -> None:

@@ -17,8 +17,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from amortinv.loading import load_encoder_and_space
 from amortinv.transfer import SearchSettings, TransferSettings, run_transfer
-from amortinv.transfer.command import build_tasks, load_encoder_and_space
+from amortinv.transfer.tasks import build_tasks
 
 VARIANTS = {
     "best candidate only (0 steps)": dict(init="best", steps=0),

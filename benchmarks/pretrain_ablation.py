@@ -24,9 +24,9 @@ from amortinv.encoders import load_encoder
 from amortinv.features import frozen_features
 from amortinv.spaces import InvarianceSpace
 from amortinv.ssl.pretrain import PretrainConfig, run_pretrain
-from amortinv.transfer.command import build_tasks
 from amortinv.transfer.data import prepare_batch
 from amortinv.transfer.probe import fit_probe
+from amortinv.transfer.tasks import build_tasks
 
 COMMON = dict(
     method="simclr",

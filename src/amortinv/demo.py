@@ -27,10 +27,10 @@ from amortinv.measure import measure_invariance
 from amortinv.measure.transforms import resolve_transforms
 from amortinv.results import write_json
 from amortinv.spaces import InvarianceSpace
-from amortinv.transfer.command import build_tasks
 from amortinv.transfer.data import stack_dataset
 from amortinv.transfer.protocol import run_transfer
 from amortinv.transfer.settings import SearchSettings, TransferSettings
+from amortinv.transfer.tasks import build_tasks
 
 __all__ = ["DemoProfile", "PROFILES", "run_demo", "results_table"]
 

@@ -61,9 +61,9 @@ def export_command(
     import torch
 
     from amortinv.encoders import save_encoder
+    from amortinv.loading import load_encoder_and_space
     from amortinv.results import prepare_output_folder
     from amortinv.spaces import parse_descriptors
-    from amortinv.transfer.command import load_encoder_and_space
 
     if (transfer is None) == (descriptor is None):
         raise ValueError("give exactly one of --transfer (a transfer result) or --descriptor")

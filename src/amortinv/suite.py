@@ -110,8 +110,9 @@ def suite_table(results: dict[str, dict], encoders: list[str]) -> tuple[str, lis
 def _transfer(
     entry: dict[str, Any], encoders: dict[str, Any], space_of: dict[str, Any], settings: Any
 ) -> tuple[dict, dict]:
-    from amortinv.transfer.command import audio_reading, build_tasks
+    from amortinv.loading import audio_reading
     from amortinv.transfer.protocol import run_transfer
+    from amortinv.transfer.tasks import build_tasks
 
     reading = audio_reading(next(iter(encoders.values())), entry["clip_seconds"])
     task = build_tasks(
@@ -142,7 +143,7 @@ def _episodes(
 ) -> tuple[dict, dict]:
     from amortinv.fewshot.command import load_pool
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
-    from amortinv.transfer.command import audio_reading
+    from amortinv.loading import audio_reading
 
     ai = {k: e for k, e in encoders.items() if e.conditioned}
     plain = {k: e for k, e in encoders.items() if not e.conditioned}
@@ -326,8 +327,8 @@ def suite_command(
     """
     from amortinv.data import dataset_modality
     from amortinv.devices import resolve_device
+    from amortinv.loading import load_encoder_and_space
     from amortinv.results import check_output_folder
-    from amortinv.transfer.command import load_encoder_and_space
 
     entries = [_entry(raw) for raw in datasets]
     if not encoders or not entries:

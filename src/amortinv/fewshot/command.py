@@ -136,8 +136,8 @@ def fewshot_command(
         seed: seed of episodes, splits and subsets.
     """
     from amortinv.fewshot.evaluate import run_episodes, run_lowshot
+    from amortinv.loading import audio_reading, load_encoder_and_space, load_plain_encoder
     from amortinv.results import check_output_folder
-    from amortinv.transfer.command import audio_reading, load_encoder_and_space, load_plain_encoder
 
     settings = _settings(locals())
     check_output_folder(out)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from amortinv.devices import resolve_device
-from amortinv.transfer.command import audio_reading, load_encoder_and_space, load_plain_encoder
+from amortinv.loading import audio_reading, load_encoder_and_space, load_plain_encoder
 
 __all__ = ["measure_command", "bound_command"]
 

@@ -9,139 +9,13 @@ from typing import Any
 from amortinv.devices import resolve_device
 from amortinv.transfer.settings import SearchSettings, TransferSettings
 
-# Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help`
-# stays fast; annotations name their types as strings (Encoder, InvarianceSpace, TaskData).
-# (Not in an `if TYPE_CHECKING:` block: jsonargparse imports those to resolve a command's types, and --help would
-# import torch; ruff is told these names are undefined on purpose, in pyproject.toml.)
+# Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help` stays fast; the
+# annotation Encoder names its type as a string (not in an `if TYPE_CHECKING:` block: jsonargparse imports those to
+# resolve a command's types, and --help would import torch; pyproject.toml tells ruff so).
 
-__all__ = [
-    "load_encoder_and_space",
-    "load_plain_encoder",
-    "check_fits_data",
-    "check_limits",
-    "audio_reading",
-    "build_tasks",
-    "transfer_command",
-]
+__all__ = ["check_limits", "summary_table", "transfer_command"]
 
-OWN_TASKS = ("classification", "regression")
 _DEFAULTS, _SEARCH = TransferSettings(), SearchSettings()
-
-
-def audio_reading(encoder: Encoder, clip_seconds: float | None) -> dict[str, Any]:
-    """How to read audio for ``encoder``: at its front end's sample rate, windows of ``clip_seconds`` (ignored by image datasets)."""
-    return {"sample_rate": (encoder.config.get("frontend") or {}).get("sample_rate"), "clip_seconds": clip_seconds}
-
-
-def check_fits_data(encoder: Encoder, path: str, data: str | None, option: str = "--encoder") -> None:
-    """Refuse an encoder of one modality (images, audio) for a dataset of the other, naming both."""
-    from amortinv.data import dataset_modality
-
-    if data is not None and encoder.modality != dataset_modality(data):
-        raise ValueError(
-            f"{option} {path} was made for {encoder.modality} inputs but --data {data} is {dataset_modality(data)}: "
-            f"use an encoder pre-trained on {dataset_modality(data)} data"
-        )
-
-
-def load_plain_encoder(path: str, data: str | None, option: str) -> Encoder:
-    """A saved plain encoder given as a baseline (``option`` names where), checked against the data."""
-    from amortinv.encoders import load_encoder
-
-    encoder = load_encoder(path)
-    if encoder.conditioned:
-        raise ValueError(
-            f"{option} {path} is a conditioned encoder: baselines are plain encoders (a conditioned one goes in --encoder)"
-        )
-    check_fits_data(encoder, path, data, option)
-    return encoder
-
-
-def load_encoder_and_space(
-    path: str, space: str | None = None, data: str | None = None
-) -> tuple[Encoder, InvarianceSpace | None]:
-    """An encoder saved by amortinv and its invariance space (from its metadata, or ``space``), checked against
-    the dataset ``data`` when given."""
-    from amortinv.encoders import load_encoder, read_encoder_config
-    from amortinv.spaces import InvarianceSpace, load_space
-
-    encoder = load_encoder(path)
-    check_fits_data(encoder, path, data)
-    meta = read_encoder_config(path).get("metadata", {})
-    inv_space = (
-        load_space(space) if space else (InvarianceSpace.from_config(meta["space"]) if "space" in meta else None)
-    )
-    if encoder.conditioned:
-        if inv_space is None:
-            raise ValueError(f"encoder {path} is conditioned but its metadata names no space: pass --space")
-        if inv_space.dim != encoder.invariance_dim:
-            raise ValueError(
-                f"space '{inv_space.name}' has {inv_space.dim} factors but the encoder takes descriptors of length {encoder.invariance_dim}"
-            )
-    return encoder, inv_space
-
-
-def build_tasks(
-    names: list[str],
-    data: str,
-    data_root: str | None,
-    *,
-    image_size: int | None,
-    train_limit: int | None,
-    test_limit: int | None,
-    val_fraction: float,
-    seed: int,
-    audio: dict[str, Any] | None = None,
-) -> list[TaskData]:
-    """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
-    import torch
-
-    from amortinv.data import SHAPE_TASKS, build_dataset
-    from amortinv.transfer.data import make_task, stack_dataset, subset_indices
-    from amortinv.transfer.tasks import TASKS, derive_task
-
-    factor_tasks = SHAPE_TASKS if data == "shapes" else ()
-    unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS and n not in factor_tasks]
-    if unknown:
-        raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS) + list(factor_tasks)}")
-    train_ds = build_dataset(data, data_root, "train", image_size=image_size, **(audio or {}))
-    test_ds = build_dataset(data, data_root, "test", image_size=image_size, **(audio or {}))
-    train, test = stack_dataset(train_ds, train_limit, seed), stack_dataset(test_ds, test_limit, seed)
-    tasks = []
-    for name in names:
-        if name in factor_tasks:
-            y_train, y_test = (
-                ds.factors[name][subset_indices(len(ds), limit, seed)]
-                for ds, limit in ((train_ds, train_limit), (test_ds, test_limit))
-            )
-            tasks.append(
-                make_task(
-                    name,
-                    "classification" if name == "shape" else "regression",
-                    (train[0], y_train),
-                    (test[0], y_test),
-                    val_fraction,
-                    seed,
-                )
-            )
-        elif name in OWN_TASKS:
-            kind = "regression" if torch.is_floating_point(train[1]) else "classification"
-            if kind != name:
-                raise ValueError(f"dataset '{data}' has {kind} targets, not {name}")
-            tasks.append(make_task(f"{data}:{name}", name, train, test, val_fraction, seed))
-        else:
-            kind = "classification" if name == "flip" else "regression"
-            tasks.append(
-                make_task(
-                    name,
-                    kind,
-                    derive_task(name, train[0], seed),
-                    derive_task(name, test[0], seed + 1),
-                    val_fraction,
-                    seed,
-                )
-            )
-    return tasks
 
 
 def summary_table(task: str, methods: dict[str, dict]) -> str:
@@ -242,8 +116,10 @@ def transfer_command(
         device: cpu, cuda or auto.
         seed: seed of splits, subsets, derived tasks and training.
     """
+    from amortinv.loading import audio_reading, load_encoder_and_space, load_plain_encoder
     from amortinv.results import check_output_folder
     from amortinv.transfer.protocol import run_transfer
+    from amortinv.transfer.tasks import build_tasks
 
     check_limits(train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction)
     settings = _settings(locals())

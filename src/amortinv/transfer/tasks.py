@@ -9,11 +9,27 @@ appearance sensitivity.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
 
-__all__ = ["rotation_task", "flip_task", "colour_task", "crop_position_task", "TASKS", "derive_task"]
+if TYPE_CHECKING:
+    from amortinv.transfer.data import TaskData
+
+__all__ = [
+    "rotation_task",
+    "flip_task",
+    "colour_task",
+    "crop_position_task",
+    "TASKS",
+    "derive_task",
+    "build_tasks",
+    "OWN_TASKS",
+]
+
+OWN_TASKS = ("classification", "regression")
+"""Tasks on a dataset's own targets; the others are derived (``TASKS``) or, for the shapes data, its factors."""
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -72,3 +88,65 @@ def derive_task(name: str, images: torch.Tensor, seed: int = 0) -> tuple[torch.T
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"derived tasks need uint8 images (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
     return TASKS[name](images, seed)
+
+
+def build_tasks(
+    names: list[str],
+    data: str,
+    data_root: str | None,
+    *,
+    image_size: int | None,
+    train_limit: int | None,
+    test_limit: int | None,
+    val_fraction: float,
+    seed: int,
+    audio: dict[str, Any] | None = None,
+) -> list[TaskData]:
+    """TaskData for each name: the dataset's own targets (classification / regression) or a derived task."""
+    import torch
+
+    from amortinv.data import SHAPE_TASKS, build_dataset
+    from amortinv.transfer.data import make_task, stack_dataset, subset_indices
+
+    factor_tasks = SHAPE_TASKS if data == "shapes" else ()
+    unknown = [n for n in names if n not in OWN_TASKS and n not in TASKS and n not in factor_tasks]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; choose from {list(OWN_TASKS) + sorted(TASKS) + list(factor_tasks)}")
+    train_ds = build_dataset(data, data_root, "train", image_size=image_size, **(audio or {}))
+    test_ds = build_dataset(data, data_root, "test", image_size=image_size, **(audio or {}))
+    train, test = stack_dataset(train_ds, train_limit, seed), stack_dataset(test_ds, test_limit, seed)
+    tasks = []
+    for name in names:
+        if name in factor_tasks:
+            y_train, y_test = (
+                ds.factors[name][subset_indices(len(ds), limit, seed)]
+                for ds, limit in ((train_ds, train_limit), (test_ds, test_limit))
+            )
+            tasks.append(
+                make_task(
+                    name,
+                    "classification" if name == "shape" else "regression",
+                    (train[0], y_train),
+                    (test[0], y_test),
+                    val_fraction,
+                    seed,
+                )
+            )
+        elif name in OWN_TASKS:
+            kind = "regression" if torch.is_floating_point(train[1]) else "classification"
+            if kind != name:
+                raise ValueError(f"dataset '{data}' has {kind} targets, not {name}")
+            tasks.append(make_task(f"{data}:{name}", name, train, test, val_fraction, seed))
+        else:
+            kind = "classification" if name == "flip" else "regression"
+            tasks.append(
+                make_task(
+                    name,
+                    kind,
+                    derive_task(name, train[0], seed),
+                    derive_task(name, test[0], seed + 1),
+                    val_fraction,
+                    seed,
+                )
+            )
+    return tasks
