@@ -49,6 +49,13 @@ class DemoProfile:
     measure_images: int
     transforms: str
     episodes: int
+    lr: float = 2e-3
+    proj_hidden: int = 256
+    proj_dim: int = 64
+    val_fraction: float = 0.15
+    feature_batch: int = 128
+    shots: tuple[int, ...] = (1, 5)
+    queries: int = 10
 
 
 PROFILES = {
@@ -111,10 +118,10 @@ def _pretrain(
         batch_size=p.batch_size,
         epochs=10_000,
         max_steps=p.pretrain_steps,
-        lr=2e-3,
+        lr=p.lr,
         warmup_epochs=0.0,
-        proj_hidden=256,
-        proj_dim=64,
+        proj_hidden=p.proj_hidden,
+        proj_dim=p.proj_dim,
         knn_eval=False,
         accelerator="gpu" if device == "cuda" else "cpu",
         out=str(out / name),
@@ -149,8 +156,8 @@ def _fewshot(
     )
     settings = FewShotSettings(
         ways=min(5, int(labels.max()) + 1),
-        shots=(1, 5),
-        queries=10,
+        shots=p.shots,
+        queries=p.queries,
         episodes=p.episodes,
         heads=("ridge",),
         device=dev,
@@ -272,11 +279,11 @@ def _transfer_stage(
         image_size=None,
         train_limit=p.train_images,
         test_limit=p.test_images,
-        val_fraction=0.15,
+        val_fraction=p.val_fraction,
         seed=seed,
     )
     search = SearchSettings(steps=p.i_steps, eval_every=p.eval_every)
-    settings = TransferSettings(search=search, batch_size=128, device=dev, seed=seed)
+    settings = TransferSettings(search=search, batch_size=p.feature_batch, device=dev, seed=seed)
     transfer: dict[str, dict] = {}
     for task in tqdm(tasks, desc="transfer", unit="task"):
         transfer[task.name] = {
