@@ -234,3 +234,20 @@ def test_a_competitor_on_audio_data_is_refused_in_one_line(tmp_path):
                          out=str(tmp_path / "run"))  # fmt: skip
     with pytest.raises(ValueError, match="the audio engine does not hand out: it trains on images"):
         run_pretrain(cfg)
+
+
+def test_a_looc_run_also_writes_its_concatenated_embeddings_as_a_plain_encoder(tiny_npz, tmp_path):
+    from amortinv.ssl.competitors import looc_embeddings
+
+    run_pretrain(_cfg(tiny_npz, tmp_path / "looc", "looc", max_steps=2))
+    plus = load_encoder(tmp_path / "looc" / "embeddings")  # LooC++: every command reads it as a plain encoder
+    backbone = load_encoder(tmp_path / "looc")
+    assert not plus.conditioned and plus.feature_dim == 3 * 16 and plus.config["backbone"] == backbone.config
+    x = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        f = backbone(x)
+        by_hand = torch.cat([torch.nn.functional.normalize(h(f), dim=1) for h in plus.heads], dim=1)
+        assert torch.allclose(plus(x), by_hand, atol=1e-6)
+        assert torch.allclose(looc_embeddings(tmp_path / "looc")(x), plus(x), atol=1e-6)  # from the checkpoint alike
+    state = torch.load(tmp_path / "looc" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(plus.heads[2][0].weight, state["objective.projector.heads.2.0.weight"])

@@ -47,8 +47,12 @@ def build_encoder(name: str, invariance_dim: int = 0, **options: Any) -> Encoder
     Returns:
         An ``Encoder``: ``forward(x (B, C, H, W), i (K,)) -> (B, feature_dim)``.
     """
+    if name == "embeddings":  # LooC++: a plain backbone and its projection heads (amortinv.encoders.embeddings)
+        from amortinv.encoders.embeddings import EmbeddingEncoder
+
+        return EmbeddingEncoder(**options)
     if name not in ENCODERS:
-        raise ValueError(f"unknown encoder '{name}'; choose from {sorted(ENCODERS)}")
+        raise ValueError(f"unknown encoder '{name}'; choose from {sorted(ENCODERS)} (or embeddings)")
     conditioned = name.startswith(("hyper_", "prompt_"))
     if conditioned and invariance_dim < 1:
         raise ValueError(f"encoder '{name}' needs invariance_dim >= 1 (the descriptor length K)")

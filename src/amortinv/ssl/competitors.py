@@ -20,17 +20,30 @@ parameter vectors (``amortinv.augment.params.PARAM_NAMES``), or LooC's 2 + F vie
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from amortinv.augment.params import PARAM_NAMES
 from amortinv.encoders.base import Encoder
+from amortinv.encoders.embeddings import EmbeddingEncoder
 from amortinv.ssl.distributed import gather_no_grad
 from amortinv.ssl.heads import mlp
 from amortinv.ssl.losses import augself_loss, augself_targets, info_nce_queue, leave_one_out_loss, nt_xent
 from amortinv.ssl.objectives import ContrastiveObjective, MoCoV2Objective, SimCLRObjective
 
-__all__ = ["AugSelfSimCLR", "AugSelfMoCoV2", "CASSLESimCLR", "LooCSimCLR", "COMPETITORS", "competitor_objective"]
+__all__ = [
+    "AugSelfSimCLR",
+    "AugSelfMoCoV2",
+    "CASSLESimCLR",
+    "LooCSimCLR",
+    "COMPETITORS",
+    "competitor_objective",
+    "embedding_encoder",
+    "looc_embeddings",
+]
 
 AUGSELF_GROUPS = ("crop", "colour")
 CASSLE_EMBED = 64  # width and output of the augmentation-parameter MLP (3 layers)
@@ -136,6 +149,10 @@ class LooCSimCLR(ContrastiveObjective):
     def make_inputs(self, augment, images: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         return tuple(augment.leave_one_out_views(images, d, self.factors))
 
+    def extra_encoders(self) -> dict[str, Encoder]:
+        """``embeddings``: the backbone with every space's head, concatenated (the paper's LooC++)."""
+        return {"embeddings": embedding_encoder(copy.deepcopy(self.encoder), self.projector.heads.state_dict())}
+
     def forward(self, *views: torch.Tensor, head: int, i: torch.Tensor | None) -> torch.Tensor:
         f = self.encoder(torch.cat(views), i)
         z = torch.stack([self.projector(f, s) for s in range(self.num_heads)])  # (S, V N, D)
@@ -158,3 +175,26 @@ def competitor_objective(competitor: str, method: str) -> type[ContrastiveObject
             + ", ".join(f"{c} ({'/'.join(m)})" for c, m in COMPETITORS.items())
         )
     return COMPETITORS[competitor][method]
+
+
+def embedding_encoder(backbone: Encoder, heads: dict[str, torch.Tensor]) -> EmbeddingEncoder:
+    """An ``EmbeddingEncoder`` of ``backbone`` and the projection heads' state dict ``heads`` (keys ``<k>.<layer>...``
+    of a ``ModuleList`` of ``mlp`` heads), its sizes read off the weights."""
+    count = 1 + max(int(k.split(".", 1)[0]) for k in heads)
+    linears = sorted({int(k.split(".")[1]) for k, v in heads.items() if k.startswith("0.") and v.ndim == 2})
+    hidden, dim = heads[f"0.{linears[0]}.weight"].shape[0], heads[f"0.{linears[-1]}.weight"].shape[0]
+    enc = EmbeddingEncoder(backbone, heads=count, hidden=hidden, dim=dim, layers=len(linears))
+    enc.heads.load_state_dict(heads)
+    return enc.eval()
+
+
+def looc_embeddings(run: str | Path) -> EmbeddingEncoder:
+    """The LooC++ encoder of a finished LooC run folder: its encoder and the heads of ``checkpoints/last.ckpt``."""
+    from amortinv.encoders import load_encoder
+
+    state = torch.load(Path(run) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    prefix = "objective.projector.heads."
+    heads = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not heads:
+        raise ValueError(f"{run} is not a LooC run: its checkpoint holds no projection heads")
+    return embedding_encoder(load_encoder(run), heads)

@@ -63,6 +63,10 @@ class ContrastiveObjective(nn.Module):
         """The modules an optimiser trains."""
         return nn.ModuleList([self.encoder, self.projector])
 
+    def extra_encoders(self) -> dict[str, Encoder]:
+        """Further encoders the run folder should hold beside the encoder (name -> encoder), e.g. LooC++'s."""
+        return {}
+
 
 class SimCLRObjective(ContrastiveObjective):
     def forward(self, v1: torch.Tensor, v2: torch.Tensor, head: int, i: torch.Tensor | None) -> torch.Tensor:

@@ -349,6 +349,8 @@ def _finish(
     module.encoder.to(device).eval()  # Lightning moves the module back to the CPU after fit
     meta = {k: result[k] for k in ("space", "method", "competitor", "steps")}
     save_encoder(run.out / "encoder", module.encoder, metadata={**meta, "fixed_descriptor": run.fixed})
+    for name, extra in module.objective.extra_encoders().items():  # e.g. LooC++: <run>/embeddings
+        save_encoder(run.out / name / "encoder", extra.to(device), metadata={**meta, "fixed_descriptor": run.fixed})
     if cfg.knn_eval and test is not None:
         bank = _subset(run.train, cfg.knn_bank, cfg.seed)
         desc = f"kNN top-1 ({len(bank)} bank, {len(test)} test images)"
