@@ -45,3 +45,13 @@ def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
             images[k, y : y + 8, x : x + 8, c % 3] = 230
         np.savez(root / f"{split}.npz", images=images, labels=labels)
     return root
+
+
+@pytest.fixture
+def tiny_pretrain_flags(tiny_npz: Path) -> list[str]:
+    """Command-line flags of a 2-step pre-training run on ``tiny_npz`` (add ``--out`` and any others)."""
+    return [
+        "--data", "npz", "--data-root", str(tiny_npz), "--batch-size", "16", "--max-steps", "2",
+        "--encoder-options", '{"cifar_stem": true, "width": 0.0625}', "--proj-hidden", "32", "--proj-dim", "16",
+        "--knn-eval", "false", "--progress", "false",
+    ]  # fmt: skip

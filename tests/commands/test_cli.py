@@ -180,28 +180,11 @@ def test_lazy_exports_resolve_to_the_objects_not_their_modules():
                 assert not inspect.ismodule(getattr(package, name)), f"{package.__name__}.{name}"
 
 
-def test_a_cli_run_prints_no_third_party_noise(tiny_npz, tmp_path):
+def test_a_cli_run_prints_no_third_party_noise(tiny_npz, tmp_path, tiny_pretrain_flags):
     """A real process: the point is what its streams carry (in-process, library loggers keep the original stderr)."""
     out = run_cli_process(
         "pretrain",
-        "--data",
-        "npz",
-        "--data-root",
-        str(tiny_npz),
-        "--batch-size",
-        "16",
-        "--max-steps",
-        "2",
-        "--encoder-options",
-        '{"cifar_stem": true, "width": 0.0625}',
-        "--proj-hidden",
-        "32",
-        "--proj-dim",
-        "16",
-        "--knn-eval",
-        "false",
-        "--progress",
-        "false",
+        *tiny_pretrain_flags,
         "--out",
         str(tmp_path / "run"),
     )

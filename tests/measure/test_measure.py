@@ -127,31 +127,14 @@ def test_plots_are_written(tmp_path):
             assert im.size[0] > 200 and len(set(im.convert("L").getdata())) > 20
 
 
-def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys):
+def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys, tiny_pretrain_flags):
     from amortinv.cli import main
 
     run = tmp_path / "pre"
     main(
         [
             "pretrain",
-            "--data",
-            "npz",
-            "--data-root",
-            str(tiny_npz),
-            "--batch-size",
-            "16",
-            "--max-steps",
-            "2",
-            "--encoder-options",
-            '{"cifar_stem": true, "width": 0.0625}',
-            "--proj-hidden",
-            "32",
-            "--proj-dim",
-            "16",
-            "--knn-eval",
-            "false",
-            "--progress",
-            "false",
+            *tiny_pretrain_flags,
             "--out",
             str(run),
         ]

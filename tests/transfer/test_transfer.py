@@ -239,7 +239,7 @@ def test_bad_inputs_are_clear():
         derive_task("zoom", x)
 
 
-def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys):
+def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys, tiny_pretrain_flags):
     import json
 
     from PIL import Image
@@ -250,24 +250,7 @@ def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys):
     main(
         [
             "pretrain",
-            "--data",
-            "npz",
-            "--data-root",
-            str(tiny_npz),
-            "--batch-size",
-            "16",
-            "--max-steps",
-            "2",
-            "--encoder-options",
-            '{"cifar_stem": true, "width": 0.0625}',
-            "--proj-hidden",
-            "32",
-            "--proj-dim",
-            "16",
-            "--knn-eval",
-            "false",
-            "--progress",
-            "false",
+            *tiny_pretrain_flags,
             "--out",
             str(run),
         ]

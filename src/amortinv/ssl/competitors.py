@@ -52,10 +52,16 @@ CASSLE_EMBED = 64  # width and output of the augmentation-parameter MLP (3 layer
 class _AugSelf:
     """AugSelf's predictors and loss, mixed into SimCLR or MoCo-v2 (``augself_weight``, ``jitter``: the recipe's)."""
 
-    def _init_augself(self, hidden: int, augself_weight: float, jitter: tuple[float, float, float, float]) -> None:
+    def __init__(
+        self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object
+    ) -> None:
+        super().__init__(encoder, **kwargs)
         d = self.encoder.feature_dim
         self.augself_weight, self.jitter = float(augself_weight), tuple(jitter)
-        self.augself = nn.ModuleDict({g: mlp(2 * d, hidden, 4, 3) for g in AUGSELF_GROUPS})
+        self.augself = nn.ModuleDict({g: mlp(2 * d, kwargs["proj_hidden"], 4, 3) for g in AUGSELF_GROUPS})
+
+    def online(self) -> nn.ModuleList:
+        return nn.ModuleList([*super().online(), self.augself])
 
     def make_inputs(self, augment, images: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         return augment.views_with_params(images, d)
@@ -69,14 +75,7 @@ class _AugSelf:
 
 
 class AugSelfSimCLR(_AugSelf, SimCLRObjective):
-    def __init__(
-        self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object
-    ) -> None:
-        super().__init__(encoder, **kwargs)
-        self._init_augself(kwargs["proj_hidden"], augself_weight, jitter)
-
-    def online(self) -> nn.ModuleList:
-        return nn.ModuleList([*super().online(), self.augself])
+    """SimCLR plus AugSelf's loss on both views' backbone features."""
 
     def forward(
         self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
@@ -88,15 +87,6 @@ class AugSelfSimCLR(_AugSelf, SimCLRObjective):
 
 class AugSelfMoCoV2(_AugSelf, MoCoV2Objective):
     """As the authors' MoCo: the query's features from the online encoder, the key's from the momentum encoder."""
-
-    def __init__(
-        self, encoder: Encoder, *, augself_weight: float, jitter: tuple[float, float, float, float], **kwargs: object
-    ) -> None:
-        super().__init__(encoder, **kwargs)
-        self._init_augself(kwargs["proj_hidden"], augself_weight, jitter)
-
-    def online(self) -> nn.ModuleList:
-        return nn.ModuleList([*super().online(), self.augself])
 
     def forward(
         self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
