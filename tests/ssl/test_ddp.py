@@ -80,7 +80,18 @@ def test_two_ranks_match_one_process(tmp_path):
             assert torch.allclose(torch.from_numpy(g), p.grad, atol=1e-6), rank
 
 
-@pytest.mark.parametrize("extra", [["--method", "simclr"], ["--method", "mocov2", "--queue-size", "32"]])
+COMPETITOR = ["--encoder", "resnet18", "--fixed-descriptor", "1,1", "--competitor"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--method", "simclr"],
+        ["--method", "mocov2", "--queue-size", "32"],
+        [*COMPETITOR, "looc"],
+        ["--method", "mocov2", "--queue-size", "32", *COMPETITOR, "augself"],
+    ],
+)
 def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     out = tmp_path / "ddp"
     cmd = [
@@ -123,9 +134,10 @@ def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
 
     result = json.loads((out / "result.json").read_text())
     assert result["devices"] == 2 and result["global_batch"] == 16 and result["steps"] == 3
+    assert result["competitor"] == (extra[-1] if "--competitor" in extra else None)
     if "mocov2" in extra:  # each step, the keys of both ranks (2 x 8) entered the drawn queue of 32 slots
         state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        counts = list(result["descriptor_counts"].values())  # the steps each training descriptor was drawn
+        counts = list((result["descriptor_counts"] or {"fixed": 3}).values())  # the steps each descriptor was drawn
         assert sum(counts) == 3 and state["objective.queues.ptr"].tolist() == [(16 * int(c)) % 32 for c in counts]
 
 
