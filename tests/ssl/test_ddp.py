@@ -91,6 +91,7 @@ COMPETITOR = ["--encoder", "resnet18", "--fixed-descriptor", "1,1", "--competito
         [*COMPETITOR, "looc"],
         ["--method", "mocov2", "--queue-size", "32", *COMPETITOR, "augself"],
     ],
+    ids=["simclr", "mocov2", "looc", "augself_mocov2"],
 )
 def test_lightning_ddp_pretrain_on_two_cpu_processes(tiny_npz, tmp_path, extra):
     out = tmp_path / "ddp"
