@@ -183,19 +183,21 @@ class PretrainConfig:
         choice("--optimizer", self.optimizer, OPTIMIZERS)
         choice("--lr-scale", self.lr_scale, ("none", "linear", "sqrt"))
         choice("--logger", self.logger, ("csv", "tensorboard"))
-        for name, low in (
-            ("batch_size", 2),
-            ("epochs", 1),
-            ("accumulate", 1),
-            ("proj_hidden", 1),
-            ("proj_dim", 1),
-            ("pred_hidden", 1),
-            ("queue_size", 1),
-            ("knn_bank", 1),
-            ("num_nodes", 1),
-            ("knn_every", 0),
-            ("num_workers", 0),
-        ):
+        self._check_counts()
+        self._check_rates()
+        self._check_competitor()
+        need = self.queue_size * self.proj_dim * 4
+        if need > MAX_QUEUE_BYTES:
+            raise ValueError(
+                f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "
+                f"bytes), over the {human_size(MAX_QUEUE_BYTES)} limit; MoCo-v2 uses 65536 ({human_size(65536 * 128 * 4)})"
+            )
+
+    def _check_counts(self) -> None:
+        """Sizes and counts: whole numbers in range (0 or a negative never means "all")."""
+        lows = {"batch_size": 2, "epochs": 1, "accumulate": 1, "proj_hidden": 1, "proj_dim": 1, "pred_hidden": 1,
+                "queue_size": 1, "knn_bank": 1, "num_nodes": 1, "knn_every": 0, "num_workers": 0}  # fmt: skip
+        for name, low in lows.items():
             at_least(flag(name), getattr(self, name), low)
         for name in ("proj_layers", "image_size", "sample_rate"):
             if getattr(self, name) is not None:
@@ -204,6 +206,9 @@ class PretrainConfig:
             raise ValueError(
                 f"--max-steps must be >= 1 (or -1: all epochs), got {self.max_steps}: a run without steps trains nothing"
             )
+
+    def _check_rates(self) -> None:
+        """Rates, weights and shares: finite and in range."""
         finite("--lr", self.lr, above=0.0)
         finite("--weight-decay", self.weight_decay, low=0.0)
         finite("--warmup-epochs", self.warmup_epochs, low=0.0)
@@ -217,21 +222,19 @@ class PretrainConfig:
         if self.hyper_lr != "auto":
             finite("--hyper-lr", self.hyper_lr, above=0.0)
         finite("--augself-weight", self.augself_weight, above=0.0)
-        if self.competitor is not None:
-            choice("--competitor", self.competitor, tuple(COMPETITOR_METHODS))
-            if self.method not in COMPETITOR_METHODS[self.competitor]:
-                raise ValueError(
-                    f"--competitor {self.competitor} runs with --method {' or '.join(COMPETITOR_METHODS[self.competitor])}, "
-                    f"not {self.method}"
-                )
-            if self.fixed_descriptor is None:
-                raise ValueError(
-                    f"--competitor {self.competitor} trains a plain encoder at one descriptor: give --fixed-descriptor "
-                    "(e.g. 1,1, the default recipe) and a plain --encoder such as resnet18"
-                )
-        need = self.queue_size * self.proj_dim * 4
-        if need > MAX_QUEUE_BYTES:
+
+    def _check_competitor(self) -> None:
+        """A competitor runs on the methods it is defined for, with a plain encoder at one descriptor."""
+        if self.competitor is None:
+            return
+        choice("--competitor", self.competitor, tuple(COMPETITOR_METHODS))
+        if self.method not in COMPETITOR_METHODS[self.competitor]:
             raise ValueError(
-                f"--queue-size {self.queue_size} would need {human_size(need)} per queue (queue_size x proj_dim {self.proj_dim} x 4 "
-                f"bytes), over the {human_size(MAX_QUEUE_BYTES)} limit; MoCo-v2 uses 65536 ({human_size(65536 * 128 * 4)})"
+                f"--competitor {self.competitor} runs with --method {' or '.join(COMPETITOR_METHODS[self.competitor])}, "
+                f"not {self.method}"
+            )
+        if self.fixed_descriptor is None:
+            raise ValueError(
+                f"--competitor {self.competitor} trains a plain encoder at one descriptor: give --fixed-descriptor "
+                "(e.g. 1,1, the default recipe) and a plain --encoder such as resnet18"
             )
