@@ -195,7 +195,7 @@ def step_share(batch: int = 512, steps: int = 20, device: str = "cuda", **encode
                 _sync(device)
                 start = time.perf_counter()
             v1, v2_ = augment(images, model._host_descriptors[k % 3])
-            loss = model.loss(v1, v2_, k % 3, model.descriptors[k % 3])
+            loss = model.loss((v1, v2_), k % 3, model.descriptors[k % 3])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
