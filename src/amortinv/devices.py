@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["resolve_device"]
+import re
+
+__all__ = ["check_device_name", "resolve_device"]
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device name that is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (no torch import: settings call it)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device)):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got '{device}'")
 
 
 def resolve_device(device: str) -> str:
@@ -12,17 +20,16 @@ def resolve_device(device: str) -> str:
         ValueError: naming the option when ``cuda`` is asked for without a visible GPU, or the
             device name is not one of the above.
     """
+    check_device_name(device)
+    if device == "cpu":
+        return device
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu (or auto)")
-        index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible")
-        return device
-    raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got '{device}'")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu (or auto)")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible")
+    return device

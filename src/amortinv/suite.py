@@ -112,6 +112,7 @@ def _transfer(
 ) -> tuple[dict, dict]:
     from amortinv.loading import audio_reading
     from amortinv.transfer.protocol import run_transfer
+    from amortinv.transfer.settings import VAL_FRACTION
     from amortinv.transfer.tasks import build_tasks
 
     reading = audio_reading(next(iter(encoders.values())), entry["clip_seconds"])
@@ -122,7 +123,7 @@ def _transfer(
         image_size=entry["image_size"],
         train_limit=entry["train_limit"],
         test_limit=entry["test_limit"],
-        val_fraction=0.1,
+        val_fraction=VAL_FRACTION,
         seed=settings.seed,
         audio=reading,
     )[0]
@@ -293,6 +294,26 @@ def _merged(earlier: dict | None, record: dict, seconds: float) -> dict:
     return record
 
 
+def _load_encoders(paths: dict[str, str], device: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The suite's encoders (label -> eval-mode encoder on ``device``) and their spaces; an encoder whose file is
+    missing is left out with one line, and none left is an error."""
+    from amortinv.encoders.io import encoder_paths
+    from amortinv.loading import load_encoder_and_space
+
+    found = {}
+    for label, path in paths.items():
+        if encoder_paths(path)[1].is_file():
+            found[label] = path
+        else:
+            print(f"encoder {label}: no encoder at {path}, left out of the suite")
+    if not found:
+        raise ValueError("none of the suite's encoders exists")
+    loaded = {label: load_encoder_and_space(path) for label, path in found.items()}
+    return {label: enc.to(device).eval() for label, (enc, _) in loaded.items()}, {
+        label: space for label, (_, space) in loaded.items()
+    }
+
+
 def suite_command(
     encoders: dict[str, str],
     datasets: list[dict[str, Any]],
@@ -327,7 +348,6 @@ def suite_command(
     """
     from amortinv.data import dataset_modality
     from amortinv.devices import resolve_device
-    from amortinv.loading import load_encoder_and_space
     from amortinv.results import check_output_folder
 
     entries = [_entry(raw) for raw in datasets]
@@ -345,17 +365,8 @@ def suite_command(
         "seed": seed,
     }
     check_output_folder(out)
-    from amortinv.encoders.io import encoder_paths
-
-    missing = [label for label, path in encoders.items() if not encoder_paths(path)[1].is_file()]
-    for label in missing:
-        print(f"encoder {label}: no encoder at {encoders[label]}, left out of the suite")
-    encoders = {label: path for label, path in encoders.items() if label not in missing}
-    if not encoders:
-        raise ValueError("none of the suite's encoders exists")
-    loaded = {label: load_encoder_and_space(path) for label, path in encoders.items()}
-    models = {label: enc.to(settings["device"]).eval() for label, (enc, _) in loaded.items()}
-    space_of = {label: space for label, (_, space) in loaded.items()}
+    models, space_of = _load_encoders(encoders, settings["device"])
+    encoders = {label: path for label, path in encoders.items() if label in models}
     folder = Path(out)
     (folder / "datasets").mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}

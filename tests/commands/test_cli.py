@@ -235,13 +235,33 @@ def test_inputs_that_cannot_work_are_refused_before_any_work(tmp_path, capsys):
                 "no CUDA GPU is visible",
             ),
             (["demo", "--device", "cuda", "--out", str(tmp_path / "d")], "no CUDA GPU is visible"),
+            (["fewshot", "--encoder", "x", "--device", "cuda:0", "--out", str(tmp_path / "f")], "no CUDA GPU"),
         ]
+    cases.append((["fewshot", "--encoder", "x", "--device", "gpu", "--out", str(tmp_path / "f")], "--device must be"))
     for args, words in cases:
         with pytest.raises(SystemExit) as err:
             main(args)
         lines = capsys.readouterr().err.strip().splitlines()
         assert err.value.code == 2 and len(lines) == 1 and words in lines[0], (args, lines)
-    assert not any((tmp_path / name).exists() for name in ("p", "t", "d"))
+    assert not any((tmp_path / name).exists() for name in ("p", "t", "d", "f"))
+
+
+def test_the_device_defaults_to_auto_in_the_cli_and_the_library_alike():
+    import inspect
+
+    import torch
+
+    from amortinv.fewshot.command import fewshot_command
+    from amortinv.fewshot.settings import FewShotSettings
+    from amortinv.transfer.command import transfer_command
+    from amortinv.transfer.settings import TransferSettings
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    for settings, command in ((TransferSettings(), transfer_command), (FewShotSettings(), fewshot_command)):
+        assert settings.device == inspect.signature(command).parameters["device"].default == "auto"
+        assert settings.resolved_device() == expected
+    with pytest.raises(ValueError, match="--device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"):
+        TransferSettings(device="cuda:x")
 
 
 def test_more_bad_inputs_are_one_line(tiny_npz, tmp_path, capsys):

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amortinv.devices import resolve_device
 from amortinv.fewshot.settings import EpisodeSearch, FewShotSettings
 
 _DEFAULTS = FewShotSettings()
@@ -141,7 +140,7 @@ def fewshot_command(
 
     settings = _settings(locals())
     check_output_folder(out)
-    dev = settings.device
+    dev = settings.resolved_device()
     enc, space = load_encoder_and_space(encoder, data=data)
     if not enc.conditioned:
         raise ValueError(
@@ -214,7 +213,7 @@ def _settings(flags: dict[str, Any]) -> FewShotSettings:
         fractions=_numbers(flags["fractions"], "fractions", float),
         repeats=flags["repeats"],
         batch_size=flags["batch_size"],
-        device=resolve_device(flags["device"]),
+        device=flags["device"],
         seed=flags["seed"],
     )
 

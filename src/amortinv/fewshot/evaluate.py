@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from amortinv.encoders.base import Encoder
-from amortinv.fewshot.episodes import EpisodeSampler, low_shot_split
+from amortinv.fewshot.episodes import Episode, EpisodeSampler, low_shot_split
 from amortinv.fewshot.heads import FEWSHOT_LAMBDAS, HEADS, RidgeHead, support_objective
 from amortinv.fewshot.invariance import FeatureCache, candidate_descriptors, learn_support_descriptor
 from amortinv.fewshot.settings import FewShotSettings
@@ -81,6 +81,55 @@ def _print_estimate(seconds_per_episode: float, episodes: int) -> None:
     tqdm.write(f"few-shot: {seconds_per_episode:.2f} s per episode so far: about {when} for all {episodes} episodes")
 
 
+def _episode_descriptor(
+    cache: FeatureCache, space: InvarianceSpace, starts: dict, ep: Episode, shots: int, s: FewShotSettings
+) -> tuple[torch.Tensor, torch.Tensor, float, bool]:
+    """The episode's descriptor ``i`` (K,), its support features (N*K, D), the ridge lambda, and whether the search
+    moved from its start; 1-shot with ``one_shot="ones"`` keeps all-ones (no support-only signal for ``i``)."""
+    onehot = F.one_hot(ep.support_labels, s.ways).double()
+    objective_of = lambda lam: lambda f: support_objective(shots)(f, onehot, lam)  # noqa: E731
+    if shots == 1 and s.one_shot == "ones":
+        ones = {space.label(torch.ones(space.dim)): torch.ones(space.dim)}
+        lam = _choose_start_lam(cache, ones, ep.support, onehot, objective_of)
+        i = torch.ones(space.dim)
+        return i, cache.features(space.label(i), i)[ep.support], lam, False
+    lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
+    i, feats, _, did_move = learn_support_descriptor(cache, starts, ep.support, objective_of(lam), s.search)
+    return i, feats, lam, did_move
+
+
+def _episode_scores(
+    cache: FeatureCache,
+    plains: dict[str, FeatureCache],
+    space: InvarianceSpace,
+    heads: dict,
+    ep: Episode,
+    shots: int,
+    s: FewShotSettings,
+) -> tuple[dict[str, float], torch.Tensor, bool]:
+    """One episode's query accuracy per row (learned ``i``, its 1-bit quantisation, every fixed descriptor and plain
+    encoder with every head, the oracle), the learned ``i`` and whether its search moved."""
+    starts = {space.label(d): d for d in space.candidate_descriptors()}
+    i, feats, lam, did_move = _episode_descriptor(cache, space, starts, ep, shots, s)
+    query = cache.exact(ep.query, i) if did_move else cache.features(space.label(i), i)[ep.query]
+    ridge = RidgeHead(lam=lam)
+    scores = {"ai_learned": _accuracy(ridge.fit(feats, ep.support_labels, s.ways)(query), ep.query_labels)}
+    q1 = quantise(i, 1)
+    f1 = cache.features(space.label(q1), q1)
+    scores["ai_learned_q1"] = _accuracy(
+        ridge.fit(f1[ep.support], ep.support_labels, s.ways)(f1[ep.query]), ep.query_labels
+    )
+    sources = {f"fixed[{label}]": cache.features(label, d) for label, d in candidate_descriptors(space).items()}
+    sources.update({f"plain:{name}": c.features("plain", None) for name, c in plains.items()})
+    for src, f in sources.items():
+        for hname, head in heads.items():
+            fitted = head.fit(f[ep.support], ep.support_labels, s.ways)
+            scores[f"{src}/{hname}"] = _accuracy(fitted(f[ep.query]), ep.query_labels)
+    if "ridge" in heads:
+        scores["oracle_best_fixed"] = max(scores[f"fixed[{label}]/ridge"] for label in starts)
+    return scores, i, did_move
+
+
 def run_episodes(
     encoder: Encoder,
     space: InvarianceSpace,
@@ -91,11 +140,9 @@ def run_episodes(
     progress: bool = True,
 ) -> dict[str, dict]:
     """N-way K-shot episodes for each K in ``settings.shots``; returns ``{"<K>shot": record}``."""
-    s, dev, size = settings, torch.device(settings.device), tuple(images.shape[-2:])
+    s, dev, size = settings, torch.device(settings.resolved_device()), tuple(images.shape[-2:])
     heads = {name: HEADS[name]() for name in s.heads}
     cache = FeatureCache(encoder, images, size, dev, s.batch_size)
-    candidates = candidate_descriptors(space)
-    starts = {space.label(d): d for d in space.candidate_descriptors()}
     plains = {name: FeatureCache(enc, images, size, dev, s.batch_size) for name, enc in (plain_encoders or {}).items()}
     out = {}
     for shots in s.shots:
@@ -105,41 +152,11 @@ def run_episodes(
         start_time = time.perf_counter()
         with MemoryMeter(dev) as meter:
             for e in tqdm(range(s.episodes), desc=f"{s.ways}-way {shots}-shot", unit="episode", disable=not progress):
-                ep = sampler(e)
-                onehot = F.one_hot(ep.support_labels, s.ways).double()
-                objective_of = lambda lam: lambda f: support_objective(shots)(f, onehot, lam)  # noqa: E731
-                if shots == 1 and s.one_shot == "ones":  # no support-only signal for i (see support_objective)
-                    ones = {space.label(torch.ones(space.dim)): torch.ones(space.dim)}
-                    lam = _choose_start_lam(cache, ones, ep.support, onehot, objective_of)
-                    i, did_move = torch.ones(space.dim), False
-                    feats = cache.features(space.label(i), i)[ep.support]
-                else:
-                    lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
-                    i, feats, _, did_move = learn_support_descriptor(
-                        cache, starts, ep.support, objective_of(lam), s.search
-                    )
+                scores, i, did_move = _episode_scores(cache, plains, space, heads, sampler(e), shots, s)
+                for name, score in scores.items():
+                    rows.setdefault(name, []).append(score)
                 moved += did_move
                 learned.append(i)
-                query = cache.exact(ep.query, i) if did_move else cache.features(space.label(i), i)[ep.query]
-                ridge = RidgeHead(lam=lam)
-                rows.setdefault("ai_learned", []).append(
-                    _accuracy(ridge.fit(feats, ep.support_labels, s.ways)(query), ep.query_labels)
-                )
-                q1 = quantise(i, 1)
-                f1 = cache.features(space.label(q1), q1)
-                rows.setdefault("ai_learned_q1", []).append(
-                    _accuracy(ridge.fit(f1[ep.support], ep.support_labels, s.ways)(f1[ep.query]), ep.query_labels)
-                )
-                sources = {f"fixed[{label}]": cache.features(label, d) for label, d in candidates.items()}
-                sources.update({f"plain:{name}": c.features("plain", None) for name, c in plains.items()})
-                for src, f in sources.items():
-                    for hname, head in heads.items():
-                        rows.setdefault(f"{src}/{hname}", []).append(
-                            _accuracy(head.fit(f[ep.support], ep.support_labels, s.ways)(f[ep.query]), ep.query_labels)
-                        )
-                fixed_ridge = [rows[f"fixed[{label}]/ridge"][-1] for label in starts] if "ridge" in heads else []
-                if fixed_ridge:
-                    rows.setdefault("oracle_best_fixed", []).append(max(fixed_ridge))
                 if progress and shots == s.shots[0] and e + 1 == min(ESTIMATE_AFTER, s.episodes):
                     _print_estimate((time.perf_counter() - start_time) / (e + 1), s.episodes * len(s.shots))
         wall = time.perf_counter() - start_time
@@ -171,7 +188,7 @@ def run_lowshot(
     progress: bool = True,
 ) -> dict[str, dict]:
     """Low-shot regression: per fraction, ``repeats`` seeded splits; R^2 (uniform over outputs) on the rest."""
-    s, dev, size = settings, torch.device(settings.device), tuple(images.shape[-2:])
+    s, dev, size = settings, torch.device(settings.resolved_device()), tuple(images.shape[-2:])
     targets = targets.float().reshape(len(targets), -1)
     cache = FeatureCache(encoder, images, size, dev, s.batch_size)
     starts = {space.label(d): d for d in space.candidate_descriptors()}

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amortinv.checks import at_least, choice, finite
+from amortinv.devices import check_device_name, resolve_device
 
 __all__ = ["EpisodeSearch", "FewShotSettings"]
 
@@ -36,11 +37,16 @@ class FewShotSettings:
     fractions: Sequence[float] = (0.05, 0.1, 0.2)
     repeats: int = 100
     batch_size: int = 128
-    device: str = "cpu"
+    device: str = "auto"
     seed: int = 0
+
+    def resolved_device(self) -> str:
+        """The device to compute on: ``auto`` resolved (a GPU when one is visible); a missing GPU raises here."""
+        return resolve_device(self.device)
 
     def __post_init__(self) -> None:
         """Check every setting once, here (``ValueError`` naming the option and the value)."""
+        check_device_name(self.device)
         for name, value, low in (
             ("--ways", self.ways, 2),
             ("--queries", self.queries, 1),

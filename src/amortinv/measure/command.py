@@ -244,54 +244,94 @@ def bound_command(
         out: write the result as JSON: a .json file, or a folder (its bound.json).
         seed: seed of the subset and the probe.
     """
-    from amortinv.data import build_dataset
-    from amortinv.features import frozen_features
     from amortinv.results import check_output_folder, write_json
-    from amortinv.spaces import parse_descriptors, quantise
-    from amortinv.theory import bounds_for_run, descriptor_count, generalisation_bound, linear_readout_bound
-    from amortinv.transfer.data import make_task, stack_dataset
-    from amortinv.transfer.probe import fit_probe
 
     if empirical is not None and not 0 <= empirical <= loss_max:
         raise ValueError(f"--empirical must be a loss in [0, M = {loss_max}], got {empirical}")
     if out:
         check_output_folder(Path(out).parent if Path(out).suffix == ".json" else out)
     if encoder is None:
-        missing = [
-            name
-            for name, v in (("empirical", empirical), ("n", n), ("x_norm", x_norm), ("b_norm", b_norm))
-            if v is None
-        ]
-        if missing:
-            raise ValueError(f"give --encoder, or all of {missing} for the numbers mode")
-        count = descriptor_count(k, bits)
-        result = {
-            "n": n,
-            "c": classes,
-            "X": x_norm,
-            "B": b_norm,
-            "M": loss_max,
-            "delta": delta,
-            "num_descriptors": count,
-            "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
-            "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict(),
-        }
+        result = _bound_from_numbers(empirical, n, classes, x_norm, b_norm, k, bits, loss_max, delta)
     else:
-        enc, inv_space = load_encoder_and_space(encoder)
-        i = quantise(parse_descriptors(descriptor, inv_space)[0], bits) if enc.conditioned and descriptor else None
-        if enc.conditioned and i is None:
-            raise ValueError("a conditioned encoder needs --descriptor (the learned i)")
-        train = stack_dataset(build_dataset(data, data_root, "train"), train_limit, seed)
-        task = make_task(data, "classification", train, train, val_fraction=0.1, seed=seed)
-        size = tuple(train[0].shape[-2:])
-        feats = frozen_features(enc, task.train[0], i, size=size)
-        head = fit_probe(feats, frozen_features(enc, task.val[0], i, size=size), task).head
-        err = float((head(feats).argmax(1) != task.train[1]).float().mean())
-        standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
-        result = bounds_for_run(
-            standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta
-        )
-        result["descriptor"] = None if i is None else i.tolist()
+        result = _bound_for_encoder(encoder, data, data_root, descriptor, train_limit, bits, loss_max, delta, seed)
+    _print_bound(result)
+    if out:
+        write_json(Path(out) if Path(out).suffix == ".json" else Path(out) / "bound.json", result)
+    return result
+
+
+def _bound_from_numbers(
+    empirical: float | None,
+    n: int | None,
+    classes: int,
+    x_norm: float | None,
+    b_norm: float | None,
+    k: int,
+    bits: int,
+    loss_max: float,
+    delta: float,
+) -> dict[str, Any]:
+    """Both bounds from the numbers given (each of empirical, n, x_norm, b_norm required)."""
+    from amortinv.theory import descriptor_count, generalisation_bound, linear_readout_bound
+
+    given = {"empirical": empirical, "n": n, "x_norm": x_norm, "b_norm": b_norm}
+    missing = [name for name, v in given.items() if v is None]
+    if missing:
+        raise ValueError(f"give --encoder, or all of {missing} for the numbers mode")
+    count = descriptor_count(k, bits)
+    return {
+        "n": n,
+        "c": classes,
+        "X": x_norm,
+        "B": b_norm,
+        "M": loss_max,
+        "delta": delta,
+        "num_descriptors": count,
+        "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
+        "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict(),
+    }
+
+
+def _bound_for_encoder(
+    encoder: str,
+    data: str,
+    data_root: str | None,
+    descriptor: str | None,
+    train_limit: int | None,
+    bits: int,
+    loss_max: float,
+    delta: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Both bounds for a probe fitted on ``encoder``'s features at the quantised descriptor: n, X, B and the 0-1
+    training error read from the fitted head."""
+    from amortinv.data import build_dataset
+    from amortinv.features import frozen_features
+    from amortinv.spaces import parse_descriptors, quantise
+    from amortinv.theory import bounds_for_run
+    from amortinv.transfer.data import make_task, stack_dataset
+    from amortinv.transfer.probe import fit_probe
+
+    enc, inv_space = load_encoder_and_space(encoder)
+    i = quantise(parse_descriptors(descriptor, inv_space)[0], bits) if enc.conditioned and descriptor else None
+    if enc.conditioned and i is None:
+        raise ValueError("a conditioned encoder needs --descriptor (the learned i)")
+    train = stack_dataset(build_dataset(data, data_root, "train"), train_limit, seed)
+    task = make_task(data, "classification", train, train, seed=seed)
+    size = tuple(train[0].shape[-2:])
+    feats = frozen_features(enc, task.train[0], i, size=size)
+    head = fit_probe(feats, frozen_features(enc, task.val[0], i, size=size), task).head
+    err = float((head(feats).argmax(1) != task.train[1]).float().mean())
+    standardised = (feats.double() - head.mean) / head.std  # the features the linear layer sees
+    result = bounds_for_run(
+        standardised, head.weight.T, err, task.num_classes, enc.invariance_dim or 1, bits, loss_max, delta
+    )
+    result["descriptor"] = None if i is None else i.tolist()
+    return result
+
+
+def _print_bound(result: dict[str, Any]) -> None:
+    """The bound's inputs, both bounds, and a note when the amortised bound is vacuous (above M)."""
     am, lin = result["amortised"], result["linear_readout"]
     used = f", descriptor {result['descriptor']}" if result.get("descriptor") is not None else ""
     print(
@@ -303,6 +343,3 @@ def bound_command(
         print(
             f"note: a bound above M = {result['M']} is vacuous for a loss bounded by M (more examples n or smaller X * B tighten it)"
         )
-    if out:
-        write_json(Path(out) if Path(out).suffix == ".json" else Path(out) / "bound.json", result)
-    return result

@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amortinv.devices import resolve_device
-from amortinv.transfer.settings import SearchSettings, TransferSettings
+from amortinv.transfer.settings import VAL_FRACTION, SearchSettings, TransferSettings
 
 # Heavy modules (torch, the encoders) are imported inside the functions, so that `amortinv --help` stays fast; the
 # annotation Encoder names its type as a string (not in an `if TYPE_CHECKING:` block: jsonargparse imports those to
@@ -75,7 +74,7 @@ def transfer_command(
     loss: str = _DEFAULTS.loss,
     train_limit: int | None = None,
     test_limit: int | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     image_size: int | None = None,
     clip_seconds: float | None = None,
     device: str = "auto",
@@ -123,6 +122,7 @@ def transfer_command(
 
     check_limits(train_limit=train_limit, test_limit=test_limit, val_fraction=val_fraction)
     settings = _settings(locals())
+    device = settings.resolved_device()  # a GPU asked for and missing is refused before anything loads
     check_output_folder(out)
     enc, inv_space = load_encoder_and_space(encoder, space, data=data)
     plain = {
@@ -147,7 +147,7 @@ def transfer_command(
         "encoder": {"path": str(encoder), **enc.config},
         "space": inv_space.to_config() if inv_space else None,
         "data": data,
-        "device": settings.device,
+        "device": device,
         "settings": {**vars(settings), "search": vars(settings.search)},
         "selection": SELECTION,
         "tasks": {},
@@ -192,7 +192,7 @@ def _settings(flags: dict[str, Any]) -> TransferSettings:
         loss=flags["loss"],
         finetune_stages=stages,
         finetune_budget=flags["finetune_budget"],
-        device=resolve_device(flags["device"]),
+        device=flags["device"],
         seed=flags["seed"],
     )
 

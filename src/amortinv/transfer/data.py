@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from amortinv.data import ImageArrayDataset
 from amortinv.encoders.base import Encoder
 from amortinv.modality import modality_of
+from amortinv.transfer.settings import VAL_FRACTION
 
 __all__ = [
     "subset_indices",
@@ -96,7 +97,7 @@ def stack_dataset(ds: Dataset, limit: int | None = None, seed: int = 0) -> tuple
 
 
 def carve_validation(
-    images: torch.Tensor, targets: torch.Tensor, fraction: float = 0.1, seed: int = 0
+    images: torch.Tensor, targets: torch.Tensor, fraction: float = VAL_FRACTION, seed: int = 0
 ) -> tuple[tuple, tuple]:
     """Split off a seeded random ``fraction`` of the training data as the validation split."""
     if not 0 < fraction < 1:
@@ -133,7 +134,7 @@ def make_task(
     task: str,
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
-    val_fraction: float = 0.1,
+    val_fraction: float = VAL_FRACTION,
     seed: int = 0,
 ) -> TaskData:
     """Check shapes, carve the validation split and fit the target standardiser."""

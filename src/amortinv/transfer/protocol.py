@@ -169,7 +169,7 @@ class _TransferRun:
         self.encoder, self.data, self.space, self.s, self.plain, self.log = (
             encoder, data, space, settings, plain_encoders, log
         )  # fmt: skip
-        self.dev = torch.device(settings.device)
+        self.dev = torch.device(settings.resolved_device())
         self.results: dict[str, dict] = {}
         self.encoders = {"self": encoder, **{f"plain:{n}": e for n, e in plain_encoders.items()}}
         self.bank = FeatureBank(self.encoders, data, settings, self.dev)

@@ -6,11 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from amortinv.checks import at_least, choice, finite
+from amortinv.devices import check_device_name, resolve_device
 
-__all__ = ["LAMBDAS", "SearchSettings", "TransferSettings"]
+__all__ = ["LAMBDAS", "VAL_FRACTION", "SearchSettings", "TransferSettings"]
 
 LAMBDAS: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
 """The probes' regularisation grid (per-sample scale, see ``amortinv.transfer.probe``)."""
+
+VAL_FRACTION = 0.1
+"""The share of a task's training data held out to select the probe's lambda, the descriptor and the fine-tuning
+settings (transfer, the suite, measurement's probe; the demo's budget sets its own in ``DemoProfile``)."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,16 @@ class TransferSettings:
     finetune_stages: Sequence[int] = ()
     finetune_budget: str | None = None
     quantise_bits: Sequence[int] = (1, 2, 3)
-    device: str = "cpu"
+    device: str = "auto"
     seed: int = 0
+
+    def resolved_device(self) -> str:
+        """The device to compute on: ``auto`` resolved (a GPU when one is visible); a missing GPU raises here."""
+        return resolve_device(self.device)
 
     def __post_init__(self) -> None:
         """Check every setting once, here (``ValueError`` naming the option and the value)."""
+        check_device_name(self.device)
         for name, values, low, above in (
             ("--lams", self.lams, None, 0.0),
             ("--lrs", self.lrs, None, 0.0),
