@@ -16,6 +16,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ENCODER, tiny_config
 
 from amortinv.cli import main
 from amortinv.encoders import build_encoder, load_encoder, save_encoder
@@ -24,19 +25,6 @@ from amortinv.ssl.callbacks import AtomicCheckpointIO
 from amortinv.ssl.config import PretrainConfig
 from amortinv.ssl.pretrain import run_pretrain
 from amortinv.theory import generalisation_bound
-
-TINY_MODEL = {"cifar_stem": True, "width": 0.0625}
-
-
-@pytest.fixture(scope="module")
-def encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Untrained tiny encoders saved as run folders: conditioned (groups2) and plain."""
-    root = tmp_path_factory.mktemp("encoders")
-    torch.manual_seed(0)
-    hyper = build_encoder("hyper_resnet18", invariance_dim=2, **TINY_MODEL)
-    save_encoder(root / "hyper" / "encoder", hyper.eval(), metadata={"space": load_space("groups2").to_config()})
-    save_encoder(root / "plain" / "encoder", build_encoder("resnet18", **TINY_MODEL).eval())
-    return {"hyper": root / "hyper", "plain": root / "plain"}
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +51,8 @@ def refused(capsys: pytest.CaptureFixture, *argv: str) -> str:
 
 
 def small(root: Path, out: Path, **kw: object) -> PretrainConfig:
-    base = dict(
-        method="simclr",
-        data="npz",
-        data_root=str(root),
-        batch_size=16,
-        epochs=1,
-        encoder_options=TINY_MODEL,
-        proj_hidden=32,
-        proj_dim=16,
-        knn_eval=False,
-        progress=False,
-        out=str(out),
-        seed=3,
-    )
-    return PretrainConfig(**{**base, **kw})
+    """The tests' tiny SimCLR config (one epoch of 6 steps), ``kw`` overriding."""
+    return tiny_config(root, out, **kw)
 
 
 # ---------------------------------------------------------------- settings checked where they are defined
@@ -119,8 +94,10 @@ def test_encoder_options_are_merged_over_the_family_defaults():
         (["--methods", "ai"], "plain encoder"),
     ],
 )
-def test_transfer_refuses_bad_values_and_learners_that_do_not_apply(encoders, tiny_npz, argv, names, tmp_path, capsys):
-    encoder = encoders["plain"] if "--methods" in argv else encoders["hyper"]
+def test_transfer_refuses_bad_values_and_learners_that_do_not_apply(
+    saved_encoders, tiny_npz, argv, names, tmp_path, capsys
+):
+    encoder = saved_encoders["plain"] if "--methods" in argv else saved_encoders["ai"]
     line = refused(
         capsys,
         "transfer",
@@ -138,12 +115,12 @@ def test_transfer_refuses_bad_values_and_learners_that_do_not_apply(encoders, ti
     assert not (tmp_path / "t").exists()
 
 
-def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(encoders, tiny_npz, tmp_path, capsys):
+def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(saved_encoders, tiny_npz, tmp_path, capsys):
     line = refused(
         capsys,
         "fewshot",
         "--encoder",
-        str(encoders["hyper"]),
+        str(saved_encoders["ai"]),
         "--data",
         "npz",
         "--data-root",
@@ -157,16 +134,26 @@ def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(encoders, tiny_npz, tm
 
 
 # ---------------------------------------------------------------- commands that refuse what they cannot do
-def test_export_refuses_a_folder_holding_a_run_unless_overwrite(encoders, tmp_path, capsys):
+def test_export_refuses_a_folder_holding_a_run_unless_overwrite(saved_encoders, tmp_path, capsys):
     run = tmp_path / "run"
-    save_encoder(run / "encoder", build_encoder("resnet18", **TINY_MODEL))
+    save_encoder(run / "encoder", build_encoder("resnet18", **TINY_ENCODER))
     (run / "result.json").write_text('{"steps": 99}')
     before = (run / "encoder.safetensors").read_bytes()
-    line = refused(capsys, "export", "--encoder", str(encoders["hyper"]), "--descriptor", "1,0", "--out", str(run))
+    line = refused(capsys, "export", "--encoder", str(saved_encoders["ai"]), "--descriptor", "1,0", "--out", str(run))
     assert "--overwrite true" in line and str(run) in line
     assert (run / "encoder.safetensors").read_bytes() == before and (run / "result.json").is_file()
     main(
-        ["export", "--encoder", str(encoders["hyper"]), "--descriptor", "1,0", "--out", str(run), "--overwrite", "true"]
+        [
+            "export",
+            "--encoder",
+            str(saved_encoders["ai"]),
+            "--descriptor",
+            "1,0",
+            "--out",
+            str(run),
+            "--overwrite",
+            "true",
+        ]
     )
     assert sorted(p.name for p in run.iterdir()) == [
         "encoder.json",
@@ -178,23 +165,23 @@ def test_export_refuses_a_folder_holding_a_run_unless_overwrite(encoders, tmp_pa
     }
 
 
-def test_export_transfer_that_is_not_json_names_the_file(encoders, tmp_path, capsys):
+def test_export_transfer_that_is_not_json_names_the_file(saved_encoders, tmp_path, capsys):
     bad = tmp_path / "result.json"
     bad.write_bytes(b"\xff\xfe\x00binary")
     line = refused(
-        capsys, "export", "--encoder", str(encoders["hyper"]), "--transfer", str(bad), "--out", str(tmp_path / "e")
+        capsys, "export", "--encoder", str(saved_encoders["ai"]), "--transfer", str(bad), "--out", str(tmp_path / "e")
     )
     assert str(bad) in line and not (tmp_path / "e").exists()
 
 
-def test_measure_baseline_that_is_conditioned_is_refused_before_measuring(encoders, tiny_npz, tmp_path, capsys):
+def test_measure_baseline_that_is_conditioned_is_refused_before_measuring(saved_encoders, tiny_npz, tmp_path, capsys):
     line = refused(
         capsys,
         "measure",
         "--encoder",
-        str(encoders["hyper"]),
+        str(saved_encoders["ai"]),
         "--baseline",
-        str(encoders["hyper"]),
+        str(saved_encoders["ai"]),
         "--data",
         "npz",
         "--data-root",
@@ -209,12 +196,12 @@ def test_measure_baseline_that_is_conditioned_is_refused_before_measuring(encode
     assert "--baseline" in line and not (tmp_path / "m").exists()
 
 
-def test_an_image_encoder_on_audio_data_names_both(encoders, audio_npz, tmp_path, capsys):
+def test_an_image_encoder_on_audio_data_names_both(saved_encoders, audio_npz, tmp_path, capsys):
     line = refused(
         capsys,
         "transfer",
         "--encoder",
-        str(encoders["hyper"]),
+        str(saved_encoders["ai"]),
         "--data",
         "audionpz",
         "--data-root",
@@ -222,7 +209,7 @@ def test_an_image_encoder_on_audio_data_names_both(encoders, audio_npz, tmp_path
         "--out",
         str(tmp_path / "t"),
     )
-    assert str(encoders["hyper"]) in line and "vision" in line and "audio" in line
+    assert str(saved_encoders["ai"]) in line and "vision" in line and "audio" in line
 
 
 def test_bound_out_under_a_file_is_one_line(tmp_path, capsys):
@@ -312,7 +299,7 @@ def test_non_finite_loss_from_non_finite_inputs_blames_the_batch():
     from amortinv.ssl.methods import METHODS
 
     module = METHODS["simclr"](
-        build_encoder("hyper_resnet18", invariance_dim=2, **TINY_MODEL),
+        build_encoder("hyper_resnet18", invariance_dim=2, **TINY_ENCODER),
         load_space("groups2"),
         image_size=8,
         proj_hidden=8,
@@ -338,7 +325,7 @@ def test_library_functions_raise_value_error_naming_the_argument(tmp_path):
     with pytest.raises(ValueError, match="empirical"):
         generalisation_bound(1.5, 100, 10, 1.0, 1.0, 4, m=1.0)
     assert math.isfinite(generalisation_bound(0.5, 100, 10, 1.0, 1.0, 4).bound)
-    hyper = build_encoder("hyper_resnet18", invariance_dim=2, **TINY_MODEL)
+    hyper = build_encoder("hyper_resnet18", invariance_dim=2, **TINY_ENCODER)
     with pytest.raises(ValueError, match="parse_descriptors"):
         hyper.materialise("1,0")
     (tmp_path / "file").write_text("x")
@@ -402,8 +389,10 @@ def _loss_steps(folder: Path) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
 
 
-def test_ctrl_c_checkpoints_exits_130_and_resumes_to_the_uninterrupted_weights(tiny_npz, tmp_path, capsys):
-    run_pretrain(small(tiny_npz, tmp_path / "full", epochs=2))  # 6 steps per epoch
+def test_ctrl_c_checkpoints_exits_130_and_resumes_to_the_uninterrupted_weights(
+    tiny_npz, tmp_path, capsys, reference_run
+):
+    full = reference_run(small(tiny_npz, "", epochs=2))  # 6 steps per epoch
     with pytest.raises(SystemExit) as err:
         run_pretrain(small(tiny_npz, tmp_path / "cut", epochs=2), callbacks=[_SendAt(4, signal.SIGINT)])
     assert err.value.code == 130
@@ -412,10 +401,10 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes_to_the_uninterrupted_weights(t
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is the run's only
     run_pretrain(small(tiny_npz, tmp_path / "cut", epochs=2, resume="last"))
-    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    a, b = load_encoder(full).state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert _loss_steps(tmp_path / "cut") == _loss_steps(tmp_path / "full") == list(range(12))
+    assert _loss_steps(tmp_path / "cut") == _loss_steps(full) == list(range(12))
 
 
 def test_resume_auto_after_sigterm_keeps_every_steps_metrics_row_once(tiny_npz, tmp_path):

@@ -9,13 +9,11 @@ import pytest
 import yaml
 
 from amortinv.cli import main
-from amortinv.encoders import build_encoder, save_encoder
-from amortinv.spaces import load_space
 from amortinv.suite import average_ranks
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, saved_encoders):
     root = tmp_path_factory.mktemp("suite")
     rng = np.random.default_rng(0)
     for name, targets in (
@@ -30,14 +28,8 @@ def setup(tmp_path_factory):
                 images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8),
                 **{key: targets(n)},
             )
-    save_encoder(
-        root / "ai" / "encoder",
-        build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625),
-        metadata={"space": load_space("groups2").to_config()},
-    )
-    save_encoder(root / "plain" / "encoder", build_encoder("resnet18", cifar_stem=True, width=0.0625))
     config = {
-        "encoders": {"AI": str(root / "ai"), "Plain": str(root / "plain")},
+        "encoders": {"AI": str(saved_encoders["ai"]), "Plain": str(saved_encoders["plain"])},
         "datasets": [
             {"name": "npz", "root": str(root / "cls"), "label": "cls", "protocols": ["transfer", "fewshot"]},
             {"name": "npz", "root": str(root / "missing"), "label": "gone"},
@@ -115,11 +107,11 @@ def test_an_encoder_added_later_runs_alone_and_joins_the_finished_datasets(setup
     out = tmp_path / "suite"
     config = yaml.safe_load((setup / "suite.yaml").read_text())
     config["datasets"] = [config["datasets"][0]]  # cls: transfer + few-shot
-    config["encoders"] = {"AI": config["encoders"]["AI"]}
+    plain = config["encoders"].pop("Plain")
     (tmp_path / "one.yaml").write_text(yaml.safe_dump(config))
     main(["suite", "--config", str(tmp_path / "one.yaml"), "--out", str(out)])
     before = json.loads((out / "datasets" / "cls.json").read_text())
-    config["encoders"]["Plain"] = str(setup / "plain")
+    config["encoders"]["Plain"] = plain
     (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
     capsys.readouterr()
     main(["suite", "--config", str(tmp_path / "two.yaml"), "--out", str(out)])

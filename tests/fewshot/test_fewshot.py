@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import Ridge
 
-from amortinv.encoders import build_encoder, save_encoder
+from amortinv.encoders import build_encoder
 from amortinv.fewshot import (
     EpisodeSampler,
     EpisodeSearch,
@@ -169,18 +169,10 @@ def test_episodes_and_lowshot_report_every_row_with_learned_i_in_range():
     assert {"ai_learned", "fixed[[1,0] spatial]"} <= set(low["0.2"]["r2"]) and low["0.2"]["r2"]["ai_learned"]["n"] == 3
 
 
-def _saved_encoder(tmp_path):
-    torch.manual_seed(0)
-    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625)
-    save_encoder(tmp_path / "ai" / "encoder", enc, metadata={"space": G.to_config()})
-    save_encoder(tmp_path / "plain" / "encoder", build_encoder("resnet18", cifar_stem=True, width=0.0625))
-    return tmp_path / "ai", tmp_path / "plain"
-
-
-def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys):
+def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys, saved_encoders):
     from amortinv.cli import main
 
-    ai, plain = _saved_encoder(tmp_path)
+    ai, plain = saved_encoders["ai"], saved_encoders["plain"]
     common = ["fewshot", "--encoder", str(ai), "--data", "npz", "--data-root", str(tiny_npz)]
     out = tmp_path / "fs"
     main(

@@ -127,31 +127,10 @@ def test_plots_are_written(tmp_path):
             assert im.size[0] > 200 and len(set(im.convert("L").getdata())) > 20
 
 
-def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys, tiny_pretrain_flags):
+def test_measure_and_bound_cli(tiny_npz, tmp_path, capsys, saved_encoders):
     from amortinv.cli import main
 
-    run = tmp_path / "pre"
-    main(
-        [
-            "pretrain",
-            *tiny_pretrain_flags,
-            "--out",
-            str(run),
-        ]
-    )
-    base = tmp_path / "base"
-    main(
-        [
-            "pretrain",
-            *tiny_pretrain_flags,
-            "--encoder",
-            "resnet18",
-            "--fixed-descriptor",
-            "1,1",
-            "--out",
-            str(base),
-        ]
-    )
+    run, base = saved_encoders["ai"], saved_encoders["plain"]  # saved weights are all measure and bound need
     out = tmp_path / "m"
     main(
         [

@@ -142,13 +142,13 @@ def _cfg(root, out, competitor: str, method: str = "simclr", **kw) -> PretrainCo
 @pytest.mark.parametrize(
     "competitor,method", [("augself", "simclr"), ("augself", "mocov2"), ("cassle", "simclr"), ("looc", "simclr")]
 )
-def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method):
-    run_pretrain(_cfg(tiny_npz, tmp_path / "full", competitor, method))
+def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method, reference_run):
+    full = reference_run(_cfg(tiny_npz, "", competitor, method))
     run_pretrain(_cfg(tiny_npz, tmp_path / "cut", competitor, method), callbacks=[_StopAfterEpoch()])
     run_pretrain(_cfg(tiny_npz, tmp_path / "cut", competitor, method, resume="last"))
-    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    a, b = load_encoder(full).state_dict(), load_encoder(tmp_path / "cut").state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
-    c = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    c = torch.load(full / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     d = torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     extra = [
         k
@@ -157,7 +157,7 @@ def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method)
     ]
     assert extra, "the competitor's own modules are in the checkpoint"
     assert all(torch.allclose(c[k].float(), d[k].float(), atol=1e-6) for k in extra)
-    result = json.loads((tmp_path / "full" / "result.json").read_text())
+    result = json.loads((full / "result.json").read_text())
     assert result["competitor"] == competitor and result["steps"] == 12
 
 

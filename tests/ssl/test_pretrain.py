@@ -4,6 +4,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from conftest import tiny_config
 
 from amortinv.cli import main
 from amortinv.encoders import load_encoder
@@ -111,22 +112,8 @@ class Recorder(L.Callback):
 
 
 def small_cfg(root, out, **kw) -> PretrainConfig:
-    base = dict(
-        method="mocov2",
-        data="npz",
-        data_root=str(root),
-        batch_size=16,
-        epochs=2,
-        encoder_options={"cifar_stem": True, "width": 0.0625},
-        proj_hidden=32,
-        proj_dim=16,
-        queue_size=32,
-        knn_eval=False,
-        progress=False,
-        out=str(out),
-        seed=3,
-    )
-    return PretrainConfig(**{**base, **kw})
+    """The tests' tiny config, MoCo-v2 for two epochs unless ``kw`` says otherwise."""
+    return tiny_config(root, out, **{"method": "mocov2", "epochs": 2, **kw})
 
 
 def test_queue_of_a_descriptor_changes_only_on_its_steps(tiny_npz, tmp_path):
@@ -278,8 +265,10 @@ class _Preempt(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_mid_epoch_exits_143_and_resume_ends_as_the_uninterrupted_run(tiny_npz, tmp_path, capsys):
-    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", method="simclr", epochs=2))  # 6 steps per epoch
+def test_sigterm_mid_epoch_exits_143_and_resume_ends_as_the_uninterrupted_run(
+    tiny_npz, tmp_path, capsys, reference_run
+):
+    full = reference_run(small_cfg(tiny_npz, "", method="simclr", epochs=2))  # 6 steps per epoch
     with pytest.raises(SystemExit) as err:
         run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", method="simclr", epochs=2), callbacks=[_Preempt(at=4)])
     assert err.value.code == 143 and "interrupted by SIGTERM at step 4" in capsys.readouterr().err
@@ -287,7 +276,7 @@ def test_sigterm_mid_epoch_exits_143_and_resume_ends_as_the_uninterrupted_run(ti
     assert not (tmp_path / "cut" / "result.json").exists()
     result = run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", method="simclr", epochs=2, resume="last"))
     assert result["steps"] == 12 and result["finished"]
-    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    a, b = load_encoder(full).state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6), k
 
@@ -403,14 +392,14 @@ def test_resume_replays_the_random_crops_of_long_clips(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_resume_auto_is_one_command_for_a_first_and_a_requeued_launch(tiny_npz, tmp_path, capsys):
-    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", method="simclr", epochs=1))  # 6 steps
+def test_resume_auto_is_one_command_for_a_first_and_a_requeued_launch(tiny_npz, tmp_path, capsys, reference_run):
+    full = reference_run(small_cfg(tiny_npz, "", method="simclr", epochs=1))  # 6 steps
     job = small_cfg(tiny_npz, tmp_path / "job", method="simclr", epochs=1, resume="auto")
     with pytest.raises(SystemExit) as err:
         run_pretrain(job, callbacks=[_Preempt(at=3)])  # first launch: nothing to resume, a fresh run, preempted
     assert err.value.code == 143
     assert run_pretrain(job)["finished"]  # the requeued launch, same command: resumes from last.ckpt
-    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "job").state_dict()
+    a, b = load_encoder(full).state_dict(), load_encoder(tmp_path / "job").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
     with pytest.raises(ValueError, match="holds a finished run"):
@@ -431,16 +420,16 @@ class _PreemptAtBatch(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_sigterm_mid_accumulation_stops_after_the_optimiser_step_and_resumes_exactly(tiny_npz, tmp_path):
+def test_sigterm_mid_accumulation_stops_after_the_optimiser_step_and_resumes_exactly(tiny_npz, tmp_path, reference_run):
     """With 2 batches per step, SIGTERM after batch 2 (the first half of step 2) stops after batch 3,
     so no accumulated gradient is lost and the resumed run ends as the uninterrupted one."""
     cfg = dict(method="simclr", epochs=2, accumulate=2)  # 6 batches, 3 steps per epoch
-    run_pretrain(small_cfg(tiny_npz, tmp_path / "full", **cfg))
+    full = reference_run(small_cfg(tiny_npz, "", **cfg))
     with pytest.raises(SystemExit):
         run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", **cfg), callbacks=[_PreemptAtBatch(at=2)])
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     run_pretrain(small_cfg(tiny_npz, tmp_path / "cut", **cfg, resume="last"))
-    a, b = load_encoder(tmp_path / "full").state_dict(), load_encoder(tmp_path / "cut").state_dict()
+    a, b = load_encoder(full).state_dict(), load_encoder(tmp_path / "cut").state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k
 

@@ -239,22 +239,14 @@ def test_bad_inputs_are_clear():
         derive_task("zoom", x)
 
 
-def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys, tiny_pretrain_flags):
+def test_transfer_cli_end_to_end(tiny_npz, tmp_path, capsys, saved_encoders):
     import json
 
     from PIL import Image
 
     from amortinv.cli import main
 
-    run = tmp_path / "pre"
-    main(
-        [
-            "pretrain",
-            *tiny_pretrain_flags,
-            "--out",
-            str(run),
-        ]
-    )
+    run = saved_encoders["ai"]  # saved weights are all transfer needs
     out = tmp_path / "transfer"
     main(
         [
