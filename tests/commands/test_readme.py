@@ -99,3 +99,27 @@ def test_the_readme_tutorial_runs_as_written_with_the_shortest_budget(tmp_path, 
     for args in commands:
         main(args + SHORTER[args[0]])
     assert (tmp_path / "runs" / "tutorial" / "position_encoder" / "encoder.safetensors").is_file()
+
+
+def test_every_studys_readme_tables_are_generated_from_its_json_files(tmp_path):
+    """benchmarks/results/<study>/README.md ends with what benchmarks/study_tables.py makes of the study's JSON files."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    script = ROOT / "benchmarks" / "study_tables.py"
+    check = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    studies = sorted(p for p in (ROOT / "benchmarks" / "results").iterdir() if p.is_dir() and p.name != "archive")
+    assert all((p / "README.md").is_file() for p in studies)
+    copy = tmp_path / "results"  # a changed result makes its table stale, and the script brings it back
+    shutil.copytree(ROOT / "benchmarks" / "results" / "cifar10", copy / "cifar10")
+    record = json.loads((copy / "cifar10" / "pretrain_simclr.json").read_text())
+    record["steps"] = 4321
+    (copy / "cifar10" / "pretrain_simclr.json").write_text(json.dumps(record))
+    args = [sys.executable, str(script), "--results", str(copy)]
+    assert subprocess.run([*args, "--check"], capture_output=True).returncode == 1
+    assert subprocess.run(args, capture_output=True).returncode == 0
+    assert "| 4,321 |" in (copy / "cifar10" / "README.md").read_text()
+    assert subprocess.run([*args, "--check"], capture_output=True).returncode == 0
