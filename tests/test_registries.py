@@ -101,3 +101,20 @@ def test_every_builtin_space_round_trips_and_samples_its_training_descriptors(na
     assert InvarianceSpace.from_config(space.to_config()) == space
     drawn = {tuple(space.sample(step, seed=0).tolist()) for step in range(200)}
     assert drawn <= {tuple(d.tolist()) for d in space.training_descriptors()} and len(drawn) > 1
+
+
+@pytest.mark.parametrize("name", ["vision", "audio"])
+def test_every_modality_hands_out_its_measured_transforms_and_each_identity_changes_nothing(name):
+    from amortinv.modality import MODALITIES
+
+    modality = MODALITIES[name]
+    measured = modality.measurement()
+    assert measured.modality == name and set(measured.groups["all"]) == set(measured.transforms)
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) if name == "vision" else 0.1 * torch.randn(2, 1, 800)
+    modality.check((x * 255).to(torch.uint8) if name == "vision" else x)  # a raw batch of this modality
+    for t in measured.transforms:
+        assert measured.identity[t] in measured.grids[t] and measured.identity[t] not in measured.params(t)
+        assert torch.allclose(measured.apply(t, x, measured.identity[t]), x, atol=1e-4), t
+    with pytest.raises(ValueError, match=f"unknown {name} transform"):
+        measured.apply("no_such_transform", x, 1.0)

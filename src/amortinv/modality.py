@@ -3,7 +3,7 @@
 A ``Modality`` knows its raw batches (vision: uint8 images (N, 3, H, W); audio: float waveforms
 (N, 1, L)), checks them, builds its augmentation engine for an invariance space, and maps a raw
 batch to the encoder's deterministic input (vision: resize + centre crop + ImageNet
-normalisation; audio: the centred window). Sizes are a raw batch's last two dimensions: (H, W) of
+normalisation; audio: the centred window), and hands out the transforms invariance is measured to. Sizes are a raw batch's last two dimensions: (H, W) of
 images, (1, L) of waveforms. ``modality_of(batch)`` recognises a raw batch by its
 rank; ``MODALITIES`` maps names (an encoder's ``modality``, a dataset's) to the objects.
 """
@@ -11,12 +11,15 @@ rank; ``MODALITIES`` maps names (an encoder's ``modality``, a dataset's) to the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from amortinv.spaces import InvarianceSpace
+
+if TYPE_CHECKING:
+    from amortinv.measure.transform_set import TransformSet
 
 __all__ = ["Modality", "VISION", "AUDIO", "MODALITIES", "modality_of"]
 
@@ -50,6 +53,10 @@ class Modality:
 
     def eval_input(self, x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         """A raw batch as the encoder's deterministic float input at ``size`` (on ``x``'s device)."""
+        raise NotImplementedError
+
+    def measurement(self) -> TransformSet:
+        """The transforms invariance is measured to, with their grids and groups (``amortinv.measure``)."""
         raise NotImplementedError
 
     def preview(
@@ -94,6 +101,11 @@ class _Vision(Modality):
 
         return preview_grid(x, augment, out, title=title)
 
+    def measurement(self) -> TransformSet:
+        from amortinv.measure.transforms import VISION_SET
+
+        return VISION_SET
+
 
 class _Audio(Modality):
     name, raw, default_space = "audio", "float waveforms (N, 1, L)", "audio7"
@@ -130,6 +142,11 @@ class _Audio(Modality):
 
         wav_dir = out.with_name(out.stem + "_wavs") if wavs else None
         return audio_preview_grid(x, augment, dataset.sample_rate, out, title=title, wav_dir=wav_dir)
+
+    def measurement(self) -> TransformSet:
+        from amortinv.measure.audio_transforms import AUDIO_SET
+
+        return AUDIO_SET
 
 
 VISION, AUDIO = _Vision(), _Audio()

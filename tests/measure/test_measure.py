@@ -86,7 +86,7 @@ def test_small_reference_set_is_reported_and_bad_descriptors_rejected():
         measure_invariance(enc, images, [torch.tensor([1.0, 0.0, 1.0])], ["hflip"], images)
     with pytest.raises(ValueError, match="needs descriptors"):
         measure_invariance(enc, images, [None], ["hflip"], images)
-    with pytest.raises(ValueError, match="unknown transform"):
+    with pytest.raises(ValueError, match="unknown vision transform 'zoom'"):
         apply_transform("zoom", images.float(), 1.0)
     path = invariance_path(enc, images, "hflip", [1, 0], [0, 1], steps=3)
     assert [p["i"] for p in path] == [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]] and all(-1 <= p["cosine"] <= 1 for p in path)

@@ -13,6 +13,9 @@ _EXPORTS = {
     "IDENTITY": "amortinv.measure.transforms",
     "SPATIAL": "amortinv.measure.transforms",
     "APPEARANCE": "amortinv.measure.transforms",
+    "VISION_SET": "amortinv.measure.transforms",
+    "AUDIO_SET": "amortinv.measure.audio_transforms",
+    "TransformSet": "amortinv.measure.transform_set",
     "apply_transform": "amortinv.measure.transforms",
     "resolve_transforms": "amortinv.measure.transforms",
 }

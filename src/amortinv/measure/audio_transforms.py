@@ -14,8 +14,9 @@ from collections.abc import Callable
 import torch
 
 from amortinv.augment import audio_ops as A
+from amortinv.measure.transform_set import TransformSet
 
-__all__ = ["AUDIO_TRANSFORMS", "AUDIO_GRIDS", "AUDIO_IDENTITY", "FREQUENCY", "TEMPORAL"]
+__all__ = ["AUDIO_TRANSFORMS", "AUDIO_GRIDS", "AUDIO_IDENTITY", "FREQUENCY", "TEMPORAL", "AUDIO_SET"]
 
 
 def _same(x: torch.Tensor, value: float) -> torch.Tensor:
@@ -66,3 +67,8 @@ AUDIO_IDENTITY: dict[str, float] = {
 
 FREQUENCY = ("pitch_shift", "fade_in", "fade_out", "noise")
 TEMPORAL = ("time_mask", "time_shift", "time_stretch")
+AUDIO_SET = TransformSet(
+    "audio", AUDIO_TRANSFORMS, AUDIO_GRIDS, AUDIO_IDENTITY,
+    {"all": FREQUENCY + TEMPORAL, "frequency": FREQUENCY, "temporal": TEMPORAL},
+)  # fmt: skip
+"""The audio modality's measured transforms (``Modality.measurement()``)."""

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from amortinv.encoders.base import Encoder, check_descriptor
 from amortinv.features import frozen_features
-from amortinv.measure.transforms import GRIDS, IDENTITY, apply_transform
 from amortinv.modality import modality_of
 
 __all__ = ["ledoit_wolf", "mahalanobis", "measure_invariance", "invariance_path", "invariance_grid"]
@@ -85,6 +84,7 @@ def measure_invariance(
         "notes": [...], "images": N, "reference_images": M}``.
     """
     x, ref = _prepare(images, size), _prepare(reference, size)
+    measured = modality_of(x).measurement()
     labels = (
         list(labels)
         if labels is not None
@@ -110,10 +110,9 @@ def measure_invariance(
         precision = torch.linalg.pinv(cov)
         per_transform = {}
         for name in transforms:
-            params = [p for p in GRIDS[name] if include_identity or p != IDENTITY[name]]
             cos, dist, per_param = [], [], {}
-            for p in params:
-                f = frozen_features(encoder, apply_transform(name, x, p), i, batch_size=batch_size)
+            for p in measured.params(name, include_identity):
+                f = frozen_features(encoder, measured.apply(name, x, p), i, batch_size=batch_size)
                 c = F.cosine_similarity(clean, f, dim=1)
                 cos.append(c)
                 dist.append(mahalanobis(clean, f, precision).float())
@@ -141,17 +140,12 @@ def measure_invariance(
 
 def _mean_cosine(encoder: Encoder, x: torch.Tensor, i: torch.Tensor, transform: str, batch_size: int) -> float:
     clean = frozen_features(encoder, x, i, batch_size=batch_size)
-    params = [p for p in GRIDS[transform] if p != IDENTITY[transform]]
-    return float(
-        torch.stack(
-            [
-                F.cosine_similarity(
-                    clean, frozen_features(encoder, apply_transform(transform, x, p), i, batch_size=batch_size), dim=1
-                )
-                for p in params
-            ]
-        ).mean()
-    )
+    measured = modality_of(x).measurement()
+    cosines = [
+        F.cosine_similarity(clean, frozen_features(encoder, measured.apply(transform, x, p), i, batch_size=batch_size))
+        for p in measured.params(transform)
+    ]
+    return float(torch.stack(cosines).mean())
 
 
 def invariance_path(

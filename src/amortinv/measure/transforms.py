@@ -1,9 +1,10 @@
-"""Deterministic, batched transforms over parameter grids (BMVC 2022 invariance measurement).
+"""Deterministic, batched image transforms over parameter grids (BMVC 2022 invariance measurement).
 
 Each image transform maps a float batch (B, 3, H, W) in [0, 1] and one parameter to a batch of the
 same shape; ``IDENTITY[name]`` is the parameter that leaves images unchanged, and ``GRIDS[name]``
-the parameters measured (identity included; averages exclude it by default). The audio transforms
-(``amortinv.measure.audio_transforms``, waveforms (B, 1, L)) are in the same tables.
+the parameters measured (identity included; averages exclude it by default). ``VISION_SET`` holds
+them as the vision modality's ``TransformSet``; the audio set is ``amortinv.measure.audio_transforms``.
+``apply_transform`` and ``resolve_transforms`` go through the modality, never a branch on it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from collections.abc import Callable
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from amortinv.measure.audio_transforms import AUDIO_GRIDS, AUDIO_IDENTITY, AUDIO_TRANSFORMS, FREQUENCY, TEMPORAL
+from amortinv.measure.transform_set import TransformSet
+from amortinv.modality import MODALITIES, modality_of
 
-__all__ = ["TRANSFORMS", "GRIDS", "IDENTITY", "SPATIAL", "APPEARANCE", "apply_transform", "resolve_transforms"]
+__all__ = [
+    "TRANSFORMS", "GRIDS", "IDENTITY", "SPATIAL", "APPEARANCE", "VISION_SET", "apply_transform", "resolve_transforms"
+]  # fmt: skip
 
 
 def _resized_crop(x: torch.Tensor, area: float) -> torch.Tensor:
@@ -99,33 +103,18 @@ IDENTITY: dict[str, float] = {
 
 SPATIAL = ("resized_crop", "hflip", "vflip", "scale", "rotation", "translation", "shear")
 APPEARANCE = ("grayscale", "brightness", "contrast", "saturation", "hue", "blur", "sharpness")
-GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
-    "vision": {"all": SPATIAL + APPEARANCE, "spatial": SPATIAL, "appearance": APPEARANCE},
-    "audio": {"all": FREQUENCY + TEMPORAL, "frequency": FREQUENCY, "temporal": TEMPORAL},
-}
-GRIDS.update(AUDIO_GRIDS)
-IDENTITY.update(AUDIO_IDENTITY)
+VISION_SET = TransformSet(
+    "vision", TRANSFORMS, GRIDS, IDENTITY, {"all": SPATIAL + APPEARANCE, "spatial": SPATIAL, "appearance": APPEARANCE},
+    clamp=True,
+)  # fmt: skip
 
 
 def apply_transform(name: str, x: torch.Tensor, param: float) -> torch.Tensor:
     """Transform ``name`` at ``param`` applied to a float batch: images (B, 3, H, W) in [0, 1] or waveforms (B, 1, L)."""
-    if name in AUDIO_TRANSFORMS:
-        return AUDIO_TRANSFORMS[name](x, float(param))
-    if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform '{name}'; choose from {sorted(TRANSFORMS) + sorted(AUDIO_TRANSFORMS)}")
-    return TRANSFORMS[name](x, float(param)).clamp(0, 1)
+    return modality_of(x).measurement().apply(name, x, param)
 
 
 def resolve_transforms(spec: str, modality: str = "vision") -> tuple[str, ...]:
     """A group name (vision: ``all``, ``spatial``, ``appearance``; audio: ``all``, ``frequency``, ``temporal``)
     or a comma-separated list of the modality's transform names."""
-    groups = GROUPS[modality]
-    if spec in groups:
-        return groups[spec]
-    names = tuple(n.strip() for n in spec.split(",") if n.strip())
-    unknown = [n for n in names if n not in groups["all"]]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown {modality} transforms {unknown or spec!r}; choose from {', '.join(groups)} or {sorted(groups['all'])}"
-        )
-    return names
+    return MODALITIES[modality].measurement().resolve(spec)
