@@ -20,7 +20,9 @@ import torch
 
 from amortinv.checks import at_least, finite
 
-__all__ = ["generalisation_bound", "linear_readout_bound", "descriptor_count", "BoundTerms", "bounds_for_run"]
+__all__ = [
+    "generalisation_bound", "linear_readout_bound", "descriptor_count", "BoundTerms", "bounds_for_run", "both_bounds"
+]  # fmt: skip
 
 
 @dataclass
@@ -107,18 +109,25 @@ def bounds_for_run(
         empirical_error: the training error (a loss in [0, M], e.g. the 0-1 error with M = 1).
         k, bits: the descriptor length and quantisation, giving |I| = 2^(bits K).
     """
-    n = len(features)
-    x_norm = float(features.norm(dim=1).max())
-    b_norm = float(head_weight.norm())
+    x_norm, b_norm = float(features.norm(dim=1).max()), float(head_weight.norm())
+    return both_bounds(empirical_error, len(features), num_classes, x_norm, b_norm, k, bits, m, delta)
+
+
+def both_bounds(
+    empirical: float,
+    n: int,
+    c: int,
+    x_norm: float,
+    b_norm: float,
+    k: int,
+    bits: int = 1,
+    m: float = 1.0,
+    delta: float = 0.05,
+) -> dict[str, Any]:
+    """Theorem 5.1's amortised bound and the linear-readout bound with their inputs, as one record."""
     count = descriptor_count(k, bits)
     return {
-        "n": n,
-        "c": num_classes,
-        "X": x_norm,
-        "B": b_norm,
-        "M": m,
-        "delta": delta,
-        "num_descriptors": count,
-        "amortised": generalisation_bound(empirical_error, n, num_classes, x_norm, b_norm, count, m, delta).as_dict(),
-        "linear_readout": linear_readout_bound(empirical_error, n, num_classes, x_norm, b_norm, m, delta).as_dict(),
-    }
+        "n": n, "c": c, "X": x_norm, "B": b_norm, "M": m, "delta": delta, "num_descriptors": count,
+        "amortised": generalisation_bound(empirical, n, c, x_norm, b_norm, count, m, delta).as_dict(),
+        "linear_readout": linear_readout_bound(empirical, n, c, x_norm, b_norm, m, delta).as_dict(),
+    }  # fmt: skip

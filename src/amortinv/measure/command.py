@@ -272,24 +272,13 @@ def _bound_from_numbers(
     delta: float,
 ) -> dict[str, Any]:
     """Both bounds from the numbers given (each of empirical, n, x_norm, b_norm required)."""
-    from amortinv.theory import descriptor_count, generalisation_bound, linear_readout_bound
+    from amortinv.theory import both_bounds
 
     given = {"empirical": empirical, "n": n, "x_norm": x_norm, "b_norm": b_norm}
     missing = [name for name, v in given.items() if v is None]
     if missing:
         raise ValueError(f"give --encoder, or all of {missing} for the numbers mode")
-    count = descriptor_count(k, bits)
-    return {
-        "n": n,
-        "c": classes,
-        "X": x_norm,
-        "B": b_norm,
-        "M": loss_max,
-        "delta": delta,
-        "num_descriptors": count,
-        "amortised": generalisation_bound(empirical, n, classes, x_norm, b_norm, count, loss_max, delta).as_dict(),
-        "linear_readout": linear_readout_bound(empirical, n, classes, x_norm, b_norm, loss_max, delta).as_dict(),
-    }
+    return both_bounds(empirical, n, classes, x_norm, b_norm, k, bits, loss_max, delta)
 
 
 def _bound_for_encoder(
