@@ -198,7 +198,10 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys, saved
     )
     result = json.loads((out / "result.json").read_text())
     assert set(result["results"]) == {"1shot", "2shot"} and result["kind"] == "classification"
-    assert re.search(r"few-shot: [\d.]+ s per episode so far: about \d+ s for all 8 episodes", capsys.readouterr().out)
+    assert re.search(
+        r"few-shot: [\d.]+ s per episode after the first \([\d.]+ s, features cached\): about \d+ s for all 8 episodes",
+        capsys.readouterr().out,
+    )
     assert "plain:plain/ridge" in result["results"]["2shot"]["accuracy"]
     assert (out / "fewshot.png").stat().st_size > 10_000
     main(
@@ -257,3 +260,10 @@ def test_fewshot_cli_end_to_end_and_bad_inputs(tiny_npz, tmp_path, capsys, saved
             ]
         )
     assert "has regression targets, not classification" in capsys.readouterr().err
+
+
+def test_the_time_estimate_counts_the_first_episode_once_and_the_rest_at_the_warm_pace(capsys):
+    from amortinv.fewshot.evaluate import _print_estimate
+
+    _print_estimate(first=20.0, seconds_per_episode=0.5, episodes=81)  # 20 s + 80 x 0.5 s = 60 s
+    assert "about 1.0 min for all 81 episodes" in capsys.readouterr().out

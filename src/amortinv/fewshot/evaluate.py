@@ -70,15 +70,19 @@ def _choose_start_lam(
     return min(scores, key=scores.get)[1]
 
 
-ESTIMATE_AFTER = 5  # episodes timed before the whole run's time is estimated
+ESTIMATE_AFTER = 6  # episodes timed before the whole run's time is estimated (the first fills the feature cache)
 
 
-def _print_estimate(seconds_per_episode: float, episodes: int) -> None:
-    """One line: the estimated time of all ``episodes`` at the first episodes' pace (the first shot setting's;
-    more shots per class take somewhat longer)."""
-    total = seconds_per_episode * episodes
+def _print_estimate(first: float, seconds_per_episode: float, episodes: int) -> None:
+    """One line: the estimated time of all ``episodes``: the first episode (``first`` s, which computes the pool's
+    features at every fixed descriptor) plus the rest at the pace of the next ones (the first shot setting's; more
+    shots per class take somewhat longer)."""
+    total = first + seconds_per_episode * (episodes - 1)
     when = f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
-    tqdm.write(f"few-shot: {seconds_per_episode:.2f} s per episode so far: about {when} for all {episodes} episodes")
+    tqdm.write(
+        f"few-shot: {seconds_per_episode:.2f} s per episode after the first ({first:.1f} s, features cached): "
+        f"about {when} for all {episodes} episodes"
+    )
 
 
 def _episode_descriptor(
@@ -157,8 +161,11 @@ def run_episodes(
                     rows.setdefault(name, []).append(score)
                 moved += did_move
                 learned.append(i)
-                if progress and shots == s.shots[0] and e + 1 == min(ESTIMATE_AFTER, s.episodes):
-                    _print_estimate((time.perf_counter() - start_time) / (e + 1), s.episodes * len(s.shots))
+                if e == 0:
+                    first = time.perf_counter() - start_time
+                if progress and shots == s.shots[0] and e + 1 == min(ESTIMATE_AFTER, s.episodes) and e > 0:
+                    per = (time.perf_counter() - start_time - first) / e
+                    _print_estimate(first, per, s.episodes * len(s.shots))
         wall = time.perf_counter() - start_time
         out[f"{shots}shot"] = {
             "ways": s.ways,

@@ -25,6 +25,10 @@ from amortinv.transfer.probe import fit_linear, ridge_fit, ridge_gcv_loss, ridge
 __all__ = ["RidgeHead", "PrototypeHead", "LogisticHead", "HEADS", "support_objective", "FEWSHOT_LAMBDAS"]
 
 FEWSHOT_LAMBDAS: tuple[float, ...] = (10.0, 1.0, 0.1, 0.01, 0.001)
+"""The few-shot ridge head's grid, searched per episode on the support set alone (leave-one-out or GCV). Not the
+many-shot probes' grid (``amortinv.transfer.settings.LAMBDAS``: standardised features, thousands of examples,
+selected on a validation split): another estimator on another feature scale, with 5-25 examples. Each grid is
+defined once; merging them would change every few-shot and probe result on record."""
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
 
