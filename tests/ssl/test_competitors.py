@@ -140,7 +140,8 @@ def _cfg(root, out, competitor: str, method: str = "simclr", **kw) -> PretrainCo
 
 
 @pytest.mark.parametrize(
-    "competitor,method", [("augself", "simclr"), ("augself", "mocov2"), ("cassle", "simclr"), ("looc", "simclr")]
+    "competitor,method",
+    [("augself", "simclr"), ("augself", "mocov2"), ("cassle", "simclr"), ("cassle", "mocov2"), ("looc", "simclr")],
 )
 def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method, reference_run):
     full = reference_run(_cfg(tiny_npz, "", competitor, method))
@@ -153,12 +154,47 @@ def test_each_competitor_resumes_exactly(tiny_npz, tmp_path, competitor, method,
     extra = [
         k
         for k in c
-        if k.startswith(("objective.augself", "objective.augmentation_embedding", "objective.projector.heads.2"))
+        if k.startswith(
+            (
+                "objective.augself",
+                "objective.augmentation_embedding",
+                "objective.key_augmentation_embedding",
+                "objective.projector.heads.2",
+            )
+        )
     ]
     assert extra, "the competitor's own modules are in the checkpoint"
     assert all(torch.allclose(c[k].float(), d[k].float(), atol=1e-6) for k in extra)
     result = json.loads((full / "result.json").read_text())
     assert result["competitor"] == competitor and result["steps"] == 12
+
+
+def test_cassle_on_mocov2_reads_the_keys_parameters_through_the_momentum_copy_of_its_mlp():
+    from amortinv.encoders import build_encoder
+    from amortinv.ssl.competitors import CASSLEMoCoV2
+    from amortinv.ssl.losses import info_nce_queue
+
+    torch.manual_seed(0)
+    encoder = build_encoder("resnet18", cifar_stem=True, width=0.0625)
+    objective = CASSLEMoCoV2(
+        encoder, num_heads=1, per_head=False, proj_hidden=32, proj_dim=16, proj_layers=2, temperature=0.2, queue_size=8
+    ).eval()
+    v1, v2 = torch.rand(4, 3, 16, 16), torch.rand(4, 3, 16, 16)
+    w1, w2 = torch.rand(4, len(PARAM_NAMES)), torch.rand(4, len(PARAM_NAMES))
+    with torch.no_grad():
+        for p in objective.augmentation_embedding.parameters():
+            p.add_(1.0)  # the online MLP moves; its momentum copy has not yet
+        queue = objective.queues.get(0).clone()
+        f1, f2 = objective.encoder(v1, None), objective.key_encoder(v2, None)
+        q = objective.projector(torch.cat([f1, objective.augmentation_embedding(w1)], 1), 0)
+        k = objective.key_projector(torch.cat([f2, objective.key_augmentation_embedding(w2)], 1), 0)
+        assert not torch.allclose(objective.augmentation_embedding(w2), objective.key_augmentation_embedding(w2))
+        loss = objective(v1, v2, w1, w2, head=0, i=None)
+    assert math.isclose(float(loss), float(info_nce_queue(q, k, queue, 0.2)), rel_tol=1e-5)
+    objective.update_keys(0.0)  # m = 0: the copies become the online modules
+    for a, b in zip(objective.augmentation_embedding.parameters(), objective.key_augmentation_embedding.parameters()):
+        assert torch.equal(a, b)
+    assert not any(p.requires_grad for p in objective.key_augmentation_embedding.parameters())
 
 
 def test_competitor_settings_are_refused_in_one_line(tiny_npz, tmp_path):

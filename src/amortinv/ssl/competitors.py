@@ -8,7 +8,8 @@ space's factors on) with ``amortinv pretrain --competitor NAME``:
   both ways round) predicts how their crops and colour jitters differ; ``weight`` x that loss is added
   to SimCLR's or MoCo-v2's (the authors: 1.0 on STL-10/CIFAR-scale data, 0.5 on ImageNet-100).
 - ``CASSLE`` (Przewięźlikowski et al., 2024): the projector sees the backbone features concatenated
-  with an MLP embedding of the view's own augmentation parameters (SimCLR).
+  with an MLP embedding of the view's own augmentation parameters (SimCLR, or MoCo-v2 with a momentum
+  copy of that MLP on the key side).
 - ``LooC`` (Xiao et al., ICLR 2021): one all-invariant embedding space and one space per factor left
   out, each a projection head on the shared backbone, trained on a query, a key with every augmentation
   drawn anew and a key per factor that shares that factor with the query (SimCLR's in-batch negatives
@@ -33,11 +34,13 @@ from amortinv.ssl.distributed import gather_no_grad
 from amortinv.ssl.heads import mlp
 from amortinv.ssl.losses import augself_loss, augself_targets, info_nce_queue, leave_one_out_loss, nt_xent
 from amortinv.ssl.objectives import ContrastiveObjective, MoCoV2Objective, SimCLRObjective
+from amortinv.ssl.optim import momentum_update
 
 __all__ = [
     "AugSelfSimCLR",
     "AugSelfMoCoV2",
     "CASSLESimCLR",
+    "CASSLEMoCoV2",
     "LooCSimCLR",
     "COMPETITORS",
     "competitor_objective",
@@ -100,8 +103,9 @@ class AugSelfMoCoV2(_AugSelf, MoCoV2Objective):
         return loss + self.auxiliary(f1, f2, w1, w2)
 
 
-class CASSLESimCLR(SimCLRObjective):
-    """SimCLR whose projector reads ``[features, MLP(view parameters)]``."""
+class _CASSLE:
+    """CASSLE's projector input: the backbone features concatenated with an MLP embedding of the view's own
+    augmentation parameters (``PARAM_NAMES``), for the online projector and, under MoCo, its momentum copy."""
 
     def __init__(self, encoder: Encoder, **kwargs: object) -> None:
         super().__init__(encoder, **kwargs)
@@ -116,12 +120,39 @@ class CASSLESimCLR(SimCLRObjective):
     def make_inputs(self, augment, images: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
         return augment.views_with_params(images, d)
 
+
+class CASSLESimCLR(_CASSLE, SimCLRObjective):
+    """SimCLR whose projector reads ``[features, MLP(view parameters)]``."""
+
     def forward(
         self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
     ) -> torch.Tensor:
         f = self.encoder(torch.cat([v1, v2]), i)
         z1, z2 = self.projector(torch.cat([f, self.augmentation_embedding(torch.cat([w1, w2]))], 1), head).chunk(2)
         return nt_xent(z1, z2, self.temperature)
+
+
+class CASSLEMoCoV2(_CASSLE, MoCoV2Objective):
+    """MoCo-v2 whose projectors read ``[features, MLP(view parameters)]``: the query's through the online MLP, the
+    key's through its momentum copy (updated with the key encoder and projector)."""
+
+    def __init__(self, encoder: Encoder, **kwargs: object) -> None:
+        super().__init__(encoder, **kwargs)
+        self.key_augmentation_embedding = copy.deepcopy(self.augmentation_embedding).requires_grad_(False)
+
+    def update_keys(self, m: float) -> None:
+        super().update_keys(m)
+        momentum_update(self.augmentation_embedding, self.key_augmentation_embedding, m)
+
+    def forward(
+        self, v1: torch.Tensor, v2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, head: int, i: torch.Tensor | None
+    ) -> torch.Tensor:
+        q = self.projector(torch.cat([self.encoder(v1, i), self.augmentation_embedding(w1)], 1), head)
+        with torch.no_grad():
+            k = self.key_projector(torch.cat([self.key_encoder(v2, i), self.key_augmentation_embedding(w2)], 1), head)
+        loss = info_nce_queue(q, k, self.queues.get(head).clone(), self.temperature)
+        self.queues.enqueue(head, gather_no_grad(k))
+        return loss
 
 
 class LooCSimCLR(ContrastiveObjective):
@@ -151,7 +182,7 @@ class LooCSimCLR(ContrastiveObjective):
 
 COMPETITORS: dict[str, dict[str, type[ContrastiveObjective]]] = {
     "augself": {"simclr": AugSelfSimCLR, "mocov2": AugSelfMoCoV2},
-    "cassle": {"simclr": CASSLESimCLR},
+    "cassle": {"simclr": CASSLESimCLR, "mocov2": CASSLEMoCoV2},
     "looc": {"simclr": LooCSimCLR},
 }
 """competitor -> method -> objective."""

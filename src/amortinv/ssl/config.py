@@ -30,7 +30,7 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {  # architecture options a run's 
 
 COMPETITOR_METHODS: dict[str, tuple[str, ...]] = {
     "augself": ("simclr", "mocov2"),
-    "cassle": ("simclr",),
+    "cassle": ("simclr", "mocov2"),
     "looc": ("simclr",),
 }
 """The competitors (``amortinv.ssl.competitors``) and the methods each runs on."""
