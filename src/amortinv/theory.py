@@ -114,16 +114,9 @@ def bounds_for_run(
 
 
 def both_bounds(
-    empirical: float,
-    n: int,
-    c: int,
-    x_norm: float,
-    b_norm: float,
-    k: int,
-    bits: int = 1,
-    m: float = 1.0,
+    empirical: float, n: int, c: int, x_norm: float, b_norm: float, k: int, bits: int = 1, m: float = 1.0,
     delta: float = 0.05,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """Theorem 5.1's amortised bound and the linear-readout bound with their inputs, as one record."""
     count = descriptor_count(k, bits)
     return {
