@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["flag", "choice", "at_least", "finite", "human_size"]
+__all__ = ["flag", "choice", "at_least", "finite", "finite_list", "human_size"]
 
 
 def flag(name: str) -> str:
@@ -45,6 +45,14 @@ def finite(
     if not ok:
         bounds = [f"{op} {v:g}" for op, v in ((">=", low), (">", above), ("<=", high), ("<", below)) if v is not None]
         raise ValueError(f"{name} must be {' and '.join([*bounds, 'finite'])}, got {value!r}")
+
+
+def finite_list(name: str, values: Any, **bounds: float) -> None:
+    """Refuse an empty list or any value ``finite`` refuses (same bounds)."""
+    if not values:
+        raise ValueError(f"{name} needs at least one value")
+    for v in values:
+        finite(name, v, **bounds)
 
 
 def human_size(n: float) -> str:

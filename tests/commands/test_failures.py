@@ -115,7 +115,12 @@ def test_transfer_refuses_bad_values_and_learners_that_do_not_apply(
     assert not (tmp_path / "t").exists()
 
 
-def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(saved_encoders, tiny_npz, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "argv, names",
+    [(["--limit", "0"], "--limit"), (["--lams", "nan"], "--lams"), (["--lams", "0.1,0"], "--lams")],
+)
+def test_fewshot_refuses_bad_values_limit_0_included(saved_encoders, tiny_npz, argv, names, tmp_path, capsys):
+    """``--limit 0`` is refused, not taken as no limit; a grid with NaN or 0 is refused before any work."""
     line = refused(
         capsys,
         "fewshot",
@@ -125,12 +130,11 @@ def test_fewshot_limit_0_is_refused_not_taken_as_no_limit(saved_encoders, tiny_n
         "npz",
         "--data-root",
         str(tiny_npz),
-        "--limit",
-        "0",
+        *argv,
         "--out",
         str(tmp_path / "f"),
     )
-    assert "--limit" in line and not (tmp_path / "f").exists()
+    assert names in line and not (tmp_path / "f").exists()
 
 
 # ---------------------------------------------------------------- commands that refuse what they cannot do

@@ -85,6 +85,24 @@ def test_auto_lambda_uses_the_support_only_and_the_ci_formula():
     assert mean_ci(values) == {"mean": pytest.approx(0.5), "ci95": pytest.approx(expected, abs=1e-6), "n": 4}
 
 
+def test_every_estimator_that_chooses_a_lambda_searches_the_one_grid_unless_given_another():
+    import inspect
+
+    from amortinv.fewshot.heads import HEADS
+    from amortinv.transfer import TransferSettings
+    from amortinv.transfer.probe import best_ridge_lambda, fit_probe
+    from amortinv.transfer.settings import LAMBDAS
+
+    defaults = [inspect.signature(f).parameters["lams"].default for f in (fit_probe, best_ridge_lambda)]
+    assert FewShotSettings().lams is TransferSettings().lams is RidgeHead().lams is LAMBDAS
+    assert all(d is LAMBDAS for d in defaults)
+    assert max(LAMBDAS) >= 10 and min(LAMBDAS) <= 1e-5  # both regimes: few dozen and thousands of examples
+    assert HEADS["ridge"]((0.37,)).lams == (0.37,)
+    g = torch.Generator().manual_seed(2)
+    feats, labels = torch.randn(10, 8, generator=g), torch.arange(5).repeat_interleave(2)
+    assert HEADS["ridge"]((0.37,)).choose_lam(feats, F.one_hot(labels, 5).double(), shots=2) == 0.37
+
+
 @pytest.mark.parametrize("shots", [1, 3])
 def test_support_objective_gradient_reaches_i_through_the_ridge_solution(shots):
     torch.manual_seed(0)

@@ -94,6 +94,7 @@ def fewshot_command(
     queries: int = _DEFAULTS.queries,
     episodes: int = _DEFAULTS.episodes,
     heads: str = ",".join(_DEFAULTS.heads),
+    lams: str = ",".join(f"{v:g}" for v in _DEFAULTS.lams),
     steps: int = _DEFAULTS.search.steps,
     one_shot: str = _DEFAULTS.one_shot,
     lr_i: float = _DEFAULTS.search.lr_i,
@@ -121,6 +122,7 @@ def fewshot_command(
         queries: query examples per class.
         episodes: episodes per shot setting (the paper uses 2000).
         heads: comma-separated heads for the fixed rows: ridge, prototype, logistic.
+        lams: regularisation grid of the ridge head (chosen per episode on the support set) and of low-shot regression (leave-one-out).
         steps: descriptor steps per episode (0: keep the best candidate by the support objective).
         one_shot: 1-shot episodes: ones (keep the default descriptor: one example per class gives no support-only signal for i) or gcv (learn i by generalised cross-validation; measured harmful on the demo).
         lr_i: learning rate (Adam) of the per-episode descriptor.
@@ -173,7 +175,7 @@ def fewshot_command(
         "seed": seed,
         "settings": {
             **{k: v for k, v in vars(settings).items() if k in ("ways", "queries", "episodes", "one_shot", "repeats")},
-            **{k: list(getattr(settings, k)) for k in ("shots", "heads", "fractions")},
+            **{k: list(getattr(settings, k)) for k in ("shots", "heads", "fractions", "lams")},
             "steps": steps,
             "lr_i": lr_i,
         },
@@ -208,6 +210,7 @@ def _settings(flags: dict[str, Any]) -> FewShotSettings:
         queries=flags["queries"],
         episodes=flags["episodes"],
         heads=head_list,
+        lams=_numbers(flags["lams"], "lams", float),
         search=EpisodeSearch(steps=flags["steps"], lr_i=flags["lr_i"]),
         one_shot=flags["one_shot"],
         fractions=_numbers(flags["fractions"], "fractions", float),

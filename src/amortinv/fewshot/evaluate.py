@@ -26,14 +26,13 @@ from tqdm.auto import tqdm
 
 from amortinv.encoders.base import Encoder
 from amortinv.fewshot.episodes import Episode, EpisodeSampler, low_shot_split
-from amortinv.fewshot.heads import FEWSHOT_LAMBDAS, HEADS, RidgeHead, support_objective
+from amortinv.fewshot.heads import HEADS, RidgeHead, support_objective
 from amortinv.fewshot.invariance import FeatureCache, candidate_descriptors, learn_support_descriptor
 from amortinv.fewshot.settings import FewShotSettings
 from amortinv.results import MemoryMeter
 from amortinv.spaces import InvarianceSpace, quantise
 from amortinv.transfer.metrics import r2_uniform
 from amortinv.transfer.probe import best_ridge_lambda, fit_linear, ridge_loo_loss
-from amortinv.transfer.settings import LAMBDAS
 
 __all__ = ["run_episodes", "run_lowshot", "mean_ci"]
 
@@ -58,14 +57,14 @@ def _describe_learned(space: InvarianceSpace, learned: list[torch.Tensor]) -> di
 
 
 def _choose_start_lam(
-    cache: FeatureCache, starts: dict, support: torch.Tensor, onehot: torch.Tensor, objective_of: Callable
+    cache: FeatureCache, starts: dict, support: torch.Tensor, objective_of: Callable, lams: Sequence[float]
 ) -> float:
-    """The ``lam`` minimising the support objective over the grid and the candidate starts."""
+    """The ``lam`` of the grid ``lams`` minimising the support objective over the candidate starts."""
     with torch.no_grad():
         scores = {
             (label, lam): float(objective_of(lam)(cache.features(label, d)[support]))
             for label, d in starts.items()
-            for lam in FEWSHOT_LAMBDAS
+            for lam in lams
         }
     return min(scores, key=scores.get)[1]
 
@@ -94,10 +93,10 @@ def _episode_descriptor(
     objective_of = lambda lam: lambda f: support_objective(shots)(f, onehot, lam)  # noqa: E731
     if shots == 1 and s.one_shot == "ones":
         ones = {space.label(torch.ones(space.dim)): torch.ones(space.dim)}
-        lam = _choose_start_lam(cache, ones, ep.support, onehot, objective_of)
+        lam = _choose_start_lam(cache, ones, ep.support, objective_of, s.lams)
         i = torch.ones(space.dim)
         return i, cache.features(space.label(i), i)[ep.support], lam, False
-    lam = _choose_start_lam(cache, starts, ep.support, onehot, objective_of)
+    lam = _choose_start_lam(cache, starts, ep.support, objective_of, s.lams)
     i, feats, _, did_move = learn_support_descriptor(cache, starts, ep.support, objective_of(lam), s.search)
     return i, feats, lam, did_move
 
@@ -145,7 +144,7 @@ def run_episodes(
 ) -> dict[str, dict]:
     """N-way K-shot episodes for each K in ``settings.shots``; returns ``{"<K>shot": record}``."""
     s, dev, size = settings, torch.device(settings.resolved_device()), tuple(images.shape[-2:])
-    heads = {name: HEADS[name]() for name in s.heads}
+    heads = {name: HEADS[name](s.lams) for name in s.heads}
     cache = FeatureCache(encoder, images, size, dev, s.batch_size)
     plains = {name: FeatureCache(enc, images, size, dev, s.batch_size) for name, enc in (plain_encoders or {}).items()}
     out = {}
@@ -210,9 +209,8 @@ def run_lowshot(
             mean, std = targets[train].mean(0), targets[train].std(0, unbiased=False).clamp_min(1e-8)
             y = ((targets[train] - mean) / std).double()
 
-            def score(f_train: torch.Tensor, f_test: torch.Tensor, lam: float | None = None) -> float:
-                lam = lam or best_ridge_lambda(f_train, y, LAMBDAS)
-                head = fit_linear(f_train, y, "regression", lam, y.shape[1])
+            def score(f_train: torch.Tensor, f_test: torch.Tensor) -> float:
+                head = fit_linear(f_train, y, "regression", best_ridge_lambda(f_train, y, s.lams), y.shape[1])
                 return r2_uniform(head(f_test) * std + mean, targets[test])
 
             for label, d in starts.items():
@@ -222,7 +220,7 @@ def run_lowshot(
                 f = c.features("plain", None)
                 rows.setdefault(f"plain:{name}", []).append(score(f[train], f[test]))
             lam = min(
-                LAMBDAS,
+                s.lams,
                 key=lambda v: min(
                     float(ridge_loo_loss(cache.features(k, d)[train].double(), y, v)) for k, d in starts.items()
                 ),

@@ -3,9 +3,9 @@ predictor ``query_feats (Q, D) -> logits (Q, ways)``.
 
 - ``RidgeHead``: closed-form ridge regression onto one-hot targets (the paper's few-shot head,
   Appendix A.2), on L2-normalised features with an intercept; the dual (Woodbury) form is used
-  when N*K < D. ``lam="auto"`` chooses it per episode on the support set alone: by the closed-form
-  leave-one-out error for K >= 2, by generalised cross-validation for 1-shot (see
-  ``support_objective``). Differentiable, so ``i`` can be learned through it.
+  when N*K < D. ``lam="auto"`` chooses it from ``lams`` (the one grid, ``amortinv.transfer.settings.LAMBDAS``)
+  per episode on the support set alone: by the closed-form leave-one-out error for K >= 2, by generalised
+  cross-validation for 1-shot (see ``support_objective``). Differentiable, so ``i`` can be learned through it.
 - ``PrototypeHead``: nearest class centroid by cosine similarity.
 - ``LogisticHead``: multinomial logistic regression on standardised frozen features (the usual
   SSL few-shot baseline), L-BFGS to the optimum, ``lam = 1 / (C * N * K)`` with scikit-learn's
@@ -21,14 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from amortinv.transfer.probe import fit_linear, ridge_fit, ridge_gcv_loss, ridge_loo_loss
+from amortinv.transfer.settings import LAMBDAS
 
-__all__ = ["RidgeHead", "PrototypeHead", "LogisticHead", "HEADS", "support_objective", "FEWSHOT_LAMBDAS"]
+__all__ = ["RidgeHead", "PrototypeHead", "LogisticHead", "HEADS", "support_objective"]
 
-FEWSHOT_LAMBDAS: tuple[float, ...] = (10.0, 1.0, 0.1, 0.01, 0.001)
-"""The few-shot ridge head's grid, searched per episode on the support set alone (leave-one-out or GCV). Not the
-many-shot probes' grid (``amortinv.transfer.settings.LAMBDAS``: standardised features, thousands of examples,
-selected on a validation split): another estimator on another feature scale, with 5-25 examples. Each grid is
-defined once; merging them would change every few-shot and probe result on record."""
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -58,7 +54,7 @@ class RidgeHead:
     """Ridge onto one-hot targets; ``lam`` a number or ``"auto"`` (chosen on the support set)."""
 
     lam: float | str = "auto"
-    lams: Sequence[float] = FEWSHOT_LAMBDAS
+    lams: Sequence[float] = LAMBDAS
     name: str = "ridge"
 
     def choose_lam(self, feats: torch.Tensor, onehot: torch.Tensor, shots: int) -> float:
@@ -99,4 +95,9 @@ class LogisticHead:
         return lambda q: head(q)
 
 
-HEADS: dict[str, Callable[[], object]] = {"ridge": RidgeHead, "prototype": PrototypeHead, "logistic": LogisticHead}
+HEADS: dict[str, Callable[[Sequence[float]], object]] = {
+    "ridge": lambda lams: RidgeHead(lams=tuple(lams)),
+    "prototype": lambda lams: PrototypeHead(),
+    "logistic": lambda lams: LogisticHead(),
+}
+"""Each head built from the regularisation grid (only the ridge head searches one)."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from amortinv.checks import at_least, choice, finite
+from amortinv.checks import at_least, choice, finite, finite_list
 from amortinv.devices import check_device_name, resolve_device
+from amortinv.transfer.settings import LAMBDAS
 
 __all__ = ["EpisodeSearch", "FewShotSettings"]
 
@@ -25,13 +26,14 @@ class EpisodeSearch:
 
 @dataclass(frozen=True)
 class FewShotSettings:
-    """Episodes (ways, shots, queries, count), heads, the per-episode search, batch and device."""
+    """Episodes (ways, shots, queries, count), heads, the ridge grid, the per-episode search, batch and device."""
 
     ways: int = 5
     shots: Sequence[int] = (1, 5)
     queries: int = 15
     episodes: int = 2000
     heads: Sequence[str] = ("ridge", "prototype", "logistic")
+    lams: Sequence[float] = LAMBDAS
     search: EpisodeSearch = field(default_factory=EpisodeSearch)
     one_shot: str = "ones"
     fractions: Sequence[float] = (0.05, 0.1, 0.2)
@@ -59,8 +61,6 @@ class FewShotSettings:
             raise ValueError("--shots needs at least one value")
         for shot in self.shots:
             at_least("--shots", shot, 1)
-        if not self.fractions:
-            raise ValueError("--fractions needs at least one value")
-        for fraction in self.fractions:
-            finite("--fractions", fraction, above=0.0, below=1.0)
+        finite_list("--fractions", self.fractions, above=0.0, below=1.0)
+        finite_list("--lams", self.lams, above=0.0)
         choice("--one-shot", self.one_shot, ("ones", "gcv"))

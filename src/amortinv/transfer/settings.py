@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from amortinv.checks import at_least, choice, finite
+from amortinv.checks import at_least, choice, finite, finite_list
 from amortinv.devices import check_device_name, resolve_device
 
 __all__ = ["LAMBDAS", "VAL_FRACTION", "SearchSettings", "TransferSettings"]
 
-LAMBDAS: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 1e-5)
-"""The probes' regularisation grid (per-sample scale, see ``amortinv.transfer.probe``)."""
+LAMBDAS: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+"""The one regularisation grid (per-sample scale: ``mean loss + lam * ||W||^2``), half-decades from 10 to 1e-5, that
+every estimator choosing a ``lam`` searches: the many-shot probes (on validation), the few-shot ridge head (on the
+support set) and low-shot regression (leave-one-out). It spans both regimes: thousands of standardised examples
+select 1e-5 to 1e-2, a few dozen L2-normalised or standardised ones 0.01 to 10 (``benchmarks/lambda_grid.py``)."""
 
 VAL_FRACTION = 0.1
 """The share of a task's training data held out to select the probe's lambda, the descriptor and the fine-tuning
@@ -64,15 +67,9 @@ class TransferSettings:
     def __post_init__(self) -> None:
         """Check every setting once, here (``ValueError`` naming the option and the value)."""
         check_device_name(self.device)
-        for name, values, low, above in (
-            ("--lams", self.lams, None, 0.0),
-            ("--lrs", self.lrs, None, 0.0),
-            ("--weight-decays", self.weight_decays, 0.0, None),
-        ):
-            if not values:
-                raise ValueError(f"{name} needs at least one value")
-            for v in values:
-                finite(name, v, low=low, above=above)
+        finite_list("--lams", self.lams, above=0.0)
+        finite_list("--lrs", self.lrs, above=0.0)
+        finite_list("--weight-decays", self.weight_decays, low=0.0)
         at_least("--epochs", self.epochs, 1)
         at_least("--batch-size", self.batch_size, 1)
         choice("--loss", self.loss, ("mse", "l1"))
