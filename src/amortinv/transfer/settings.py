@@ -14,7 +14,7 @@ LAMBDAS: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 
 """The one regularisation grid (per-sample scale: ``mean loss + lam * ||W||^2``), half-decades from 10 to 1e-5, that
 every estimator choosing a ``lam`` searches: the many-shot probes (on validation), the few-shot ridge head (on the
 support set) and low-shot regression (leave-one-out). It spans both regimes: thousands of standardised examples
-select 1e-5 to 1e-2, a few dozen L2-normalised or standardised ones 0.01 to 10 (``benchmarks/lambda_grid.py``)."""
+select 1e-5 to 1e-2, a few dozen L2-normalised or standardised ones 1e-3 to 10 (``benchmarks/lambda_grid.py``)."""
 
 VAL_FRACTION = 0.1
 """The share of a task's training data held out to select the probe's lambda, the descriptor and the fine-tuning
