@@ -100,6 +100,28 @@ def test_learned_i_never_scores_below_the_best_fixed_descriptor_on_validation(ti
     assert [p["step"] for p in ai["path"]] == list(range(7)) and "val_score" in ai["path"][3]
 
 
+def test_the_transfer_grid_reaches_every_probe_and_the_search_objective(tiny_npz, monkeypatch):
+    """``--lams`` is the grid of the probes (validation) and of the search's ridge objective (leave-one-out)."""
+    from dataclasses import replace
+
+    import amortinv.transfer.learn as learn
+    from amortinv.data import build_dataset
+    from amortinv.transfer import stack_dataset
+
+    grids = []
+    choose = learn.best_ridge_lambda
+    monkeypatch.setattr(learn, "best_ridge_lambda", lambda f, t, lams: grids.append(tuple(lams)) or choose(f, t, lams))
+    enc = build_encoder("hyper_resnet18", invariance_dim=2, cifar_stem=True, width=0.0625)
+    tr, te = (
+        stack_dataset(build_dataset("npz", tiny_npz, "train")),
+        stack_dataset(build_dataset("npz", tiny_npz, "test")),
+    )
+    data = make_task("tiny", "classification", tr, te)
+    res = run_transfer(enc, data, G, ["ai_forward", "probe"], replace(QUICK, lams=(0.37, 0.05)), log=lambda m: None)
+    assert grids == [(0.37, 0.05)]
+    assert {r["selected"]["lam"] for r in res.values()} <= {0.37, 0.05}
+
+
 def test_forward_mode_gives_the_same_search_as_backprop(tiny_npz):
     from amortinv.data import build_dataset
     from amortinv.features import frozen_features

@@ -29,7 +29,7 @@ Two exact ways to get the gradient for ``i``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,7 +41,7 @@ from amortinv.encoders.base import Encoder
 from amortinv.features import evaluating
 from amortinv.transfer.data import TaskData, prepare_batch
 from amortinv.transfer.probe import ProbeFit, best_ridge_lambda, ridge_loo_loss
-from amortinv.transfer.settings import SearchSettings
+from amortinv.transfer.settings import LAMBDAS, SearchSettings
 
 __all__ = [
     "InvarianceFit",
@@ -162,6 +162,7 @@ def search_invariance(
     device: str | torch.device = "cpu",
     seed: int = 0,
     start_probe: ProbeFit | None = None,
+    lams: Sequence[float] = LAMBDAS,
 ) -> InvarianceFit:
     """Descend the ridge leave-one-out error from ``start`` and select on validation (module docstring).
 
@@ -171,6 +172,7 @@ def search_invariance(
         start: the starting descriptor (K,).
         probe_at: fits the convex probe at a descriptor on train features, scored on validation.
         start_probe: ``probe_at(start)`` when already known (saves one feature pass).
+        lams: the grid the ridge objective's ``lam`` is chosen from (leave-one-out, on the first minibatch).
     """
     if not encoder.conditioned:
         raise ValueError(
@@ -198,7 +200,7 @@ def search_invariance(
         x, targets = minibatch()
         if lam is None:
             with torch.no_grad():
-                lam = best_ridge_lambda(encoder(x, i.detach()), targets)
+                lam = best_ridge_lambda(encoder(x, i.detach()), targets, lams)
         value, grad = descriptor_gradient(
             encoder, x, i, lambda f: ridge_loo_loss(f, targets, lam), settings.gradient, settings.chunk_size
         )

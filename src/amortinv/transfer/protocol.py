@@ -229,6 +229,7 @@ class _TransferRun:
                 device=self.dev,
                 seed=s.seed,
                 start_probe=start_fit,
+                lams=s.lams,
             )
         extra = {
             "i": space.describe(found.i),
