@@ -93,7 +93,7 @@ def transfer_command(
         baselines: comma-separated: probe (fixed-i and plain linear probes), fusion, finetune.
         space: invariance space (default: the one saved with the encoder).
         plain_encoders: comma-separated saved plain encoders to probe (and fuse) as baselines.
-        lams: regularisation grid of the convex linear probes (chosen on the validation split).
+        lams: regularisation grid of the convex linear probes (chosen on the validation split) and of the descriptor search's ridge objective (leave-one-out).
         init: start of the descriptor search: best (the best training descriptor or all ones, by validation) or a number in [0, 1] for every factor.
         recalibrate_bn: recompute every encoder's BatchNorm statistics at each descriptor on the task's training images (labels unused).
         i_steps: gradient steps on the descriptor.

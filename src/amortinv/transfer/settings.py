@@ -11,10 +11,10 @@ from amortinv.devices import check_device_name, resolve_device
 __all__ = ["LAMBDAS", "VAL_FRACTION", "SearchSettings", "TransferSettings"]
 
 LAMBDAS: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
-"""The one regularisation grid (per-sample scale: ``mean loss + lam * ||W||^2``), half-decades from 10 to 1e-5, that
-every estimator choosing a ``lam`` searches: the many-shot probes (on validation), the few-shot ridge head (on the
-support set) and low-shot regression (leave-one-out). It spans both regimes: thousands of standardised examples
-select 1e-5 to 1e-2, a few dozen L2-normalised or standardised ones 1e-3 to 10 (``benchmarks/lambda_grid.py``)."""
+"""The one regularisation grid (per-sample scale, see ``amortinv.transfer.probe``), half-decades from 10 to 1e-5,
+that every estimator choosing a ``lam`` searches: the many-shot probes (on validation), the descriptor search's ridge
+objective and low-shot regression (leave-one-out), the few-shot ridge head (on the support set). It spans both
+regimes: thousands of standardised examples select 1e-5 to 1e-2, a few dozen examples 1e-3 to 10 (``benchmarks/lambda_grid.py``)."""
 
 VAL_FRACTION = 0.1
 """The share of a task's training data held out to select the probe's lambda, the descriptor and the fine-tuning
